@@ -1,0 +1,46 @@
+# dancekit: every target a newcomer, CI or a paper rebuild needs.
+PY        ?= python3.11
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+TORCH     := torch==2.13.0
+JOBS      ?= 2
+
+.PHONY: install test check bench demo figures weights clean
+
+$(BIN)/dancekit: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and exactly: a looser requirement would pull gigabytes of CUDA packages
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[test]'
+	# test-only reference for the DanceCam weight format; never a runtime dependency (it drags timm/torchvision)
+	$(BIN)/pip install --quiet --no-deps dynamic-network-architectures==0.4.4
+	touch $(BIN)/dancekit
+
+install: $(BIN)/dancekit  ## virtual environment with torch, dancekit and its test extras
+
+test: install  ## the fast suite (< 10 min on 2 cores)
+	$(BIN)/python -m pytest -q -m "not slow" -n $(JOBS)
+
+check: install  ## the slow scientific checks
+	$(BIN)/python -m pytest -q -m slow -n $(JOBS)
+
+bench: install  ## speed and memory, as ratios against baselines timed in the same run
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+demo: install  ## simulate what exists so far and reduce it (see README)
+	@mkdir -p demo
+	$(BIN)/python scripts/demo.py demo
+	$(BIN)/dancekit average demo/video.fits -o demo/average.fits --overwrite
+	$(BIN)/dancekit config show c2pu | head -20
+	@echo "demo products in demo/"
+
+figures: install  ## figures and tables of the papers, rebuilt from scripts/
+	@mkdir -p figures
+	@for s in scripts/figure_*.py; do [ -e "$$s" ] || continue; echo "== $$s"; $(BIN)/python $$s figures || exit 1; done
+
+weights: install  ## retrain the bundled default models (commands recorded in dancekit/weights/README.md)
+	@echo "no bundled model yet"
+
+clean:
+	rm -rf $(VENV) demo figures .pytest_cache build *.egg-info

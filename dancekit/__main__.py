@@ -1,0 +1,5 @@
+"""``python -m dancekit`` runs the command line."""
+
+from dancekit.cli import main
+
+main()

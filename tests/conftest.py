@@ -1,0 +1,54 @@
+"""Shared fixtures: the real entry point as a subprocess, and small FITS files made on the fly."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args, stdin=None, cwd=None, timeout=300):
+    """Run ``python -m dancekit ARGS`` as a user would; returns the CompletedProcess (bytes)."""
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "dancekit", *map(str, args)],
+        input=stdin, capture_output=True, cwd=cwd, env=env, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def make_wcs(shape, ra=250.42, dec=36.46, scale_arcsec=0.235):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.crpix = [shape[1] / 2 + 0.5, shape[0] / 2 + 0.5]
+    wcs.wcs.cdelt = [-scale_arcsec / 3600, scale_arcsec / 3600]
+    return wcs
+
+
+@pytest.fixture
+def cube_file(tmp_path):
+    """A (T, H, W) float32 cube with a WCS and observation keywords; frame t holds the value t."""
+
+    def make(name="cube.fits", shape=(6, 32, 40), seed=1):
+        rng = np.random.default_rng(seed)
+        data = (np.arange(shape[0], dtype=np.float32)[:, None, None] + rng.normal(0, 0.01, shape)).astype(np.float32)
+        header = make_wcs(shape[1:]).to_header()
+        header["EXPTIME"] = (0.19, "s")
+        header["DATE-OBS"] = "2022-05-27T22:10:00"
+        header["FILTER"] = "SDSS-r"
+        header["BUNIT"] = "electron"
+        path = tmp_path / name
+        fits.PrimaryHDU(data, header=header).writeto(path)
+        return path, data
+
+    return make
