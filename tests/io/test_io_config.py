@@ -93,3 +93,18 @@ def test_config_errors_through_the_cli(cli, tmp_path, edit, message):
     err = result.stderr.decode()
     assert err.startswith(f"error: {path}: ") and message in err and len(err.strip().splitlines()) == 1
     assert cli("config", "check", "c2pu", "naomi", "lamost").returncode == 0
+
+
+def test_config_show_prints_the_resolved_yaml(cli):
+    import json
+
+    import yaml
+
+    result = cli("config", "show", "naomi", "--set", "loop.frame_rate=250")
+    assert result.returncode == 0
+    shown = yaml.safe_load(result.stdout)
+    assert shown["loop"]["frame_rate"] == 250 and shown["telescope"]["diameter"] == 1.8
+    as_json = json.loads(cli("config", "show", "naomi", "--json").stdout)
+    assert as_json["config"]["loop"]["frame_rate"] == 500 and len(as_json["hash"]) == 16
+    listing = cli("config", "list").stdout.decode().split("\n")
+    assert [line.split("\t")[:2] for line in listing if line] == [["c2pu", "video"], ["lamost", "dark"], ["naomi", "ao"]]
