@@ -6,8 +6,11 @@ from typing import Annotated
 
 import typer
 
+import importlib
+import pkgutil
+
 from dancekit import __version__
-from dancekit.commands import average, config_cmd
+from dancekit import commands
 
 app = typer.Typer(
     name="dancekit",
@@ -35,8 +38,15 @@ def _root(
     """Turbulence-limited imaging and detector calibration, as composable FITS commands."""
 
 
-app.command("average")(average.average)
-app.add_typer(config_cmd.app, name="config")
+def _register_commands() -> None:
+    """Every module of ``dancekit/commands`` with a ``register(app)`` function adds its command(s)."""
+    for module in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
+        register = getattr(importlib.import_module(f"dancekit.commands.{module}"), "register", None)
+        if register is not None:
+            register(app)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -68,3 +68,7 @@ def average(
     if as_json:
         opt.print_json({"command": "average", "results": summaries, "failed": len(inputs) - len(summaries)})
     return code
+
+
+def register(app: typer.Typer) -> None:
+    app.command("average")(average)

@@ -64,3 +64,7 @@ def check(names: Annotated[list[str], typer.Argument(help="Config names or YAML 
     from dancekit.commands.runtime import for_each_input
 
     return for_each_input(names, lambda name: resolve(name, None))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="config")
