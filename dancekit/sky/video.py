@@ -1,0 +1,149 @@
+"""A turbulent short-exposure video of a star field and its turbulence-free truth.
+
+Bialek et al. 2024 §2.1 and §3.1: multi-layer von Kármán screens moving with the wind, split-step
+Fresnel propagation (or phases summed, ``geometric``), one PSF per star (anisoplanatism: a star at
+field angle θ sees layer h shifted by hθ), each frame integrating the turbulence over its exposure,
+the PSF integrated over pixels. The truth is the same optics and pixels with no atmosphere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from dancekit.errors import ParameterError
+from dancekit.optics.frozen_flow import LayerScreen, make_layer_screen
+from dancekit.optics.imaging import pixel_to_field_angle, render_frame
+from dancekit.optics.psf import minimum_oversampling, pupil_sampling
+from dancekit.optics.pupil import annular_pupil, tukey_incident_wave
+from dancekit.sky.atmosphere_draw import ARCSEC, AtmosphereDraw
+
+STAMP_FWHMS = 6.0  # stamp side in units of the seeing FWHM: holds the halo of the long exposure
+PHASE_SAMPLES_PER_R0 = 3.0  # pupil-grid samples across r0 at the observing wavelength
+
+
+@dataclass(frozen=True)
+class VideoOptics:
+    """Telescope, camera and timing of a simulated video (SI units; pixel_scale in rad/pixel)."""
+
+    aperture: float  # m
+    obstruction: float  # linear fraction
+    wavelength: float  # m
+    pixel_scale: float  # rad/pixel
+    exposure: float  # s per frame
+    frame_interval: float  # s between frame starts (1 / frame rate)
+    substeps: int  # turbulence sub-steps integrated within one exposure
+    propagation: str = "fresnel"  # or "geometric"
+    oversampling: int = 4  # PSF samples per pixel (raised to the Nyquist minimum if lower)
+
+
+@dataclass(frozen=True)
+class PupilGrid:
+    n: int  # pupil grid side (samples)
+    sampling: float  # m/sample
+    oversampling: int  # PSF samples per detector pixel
+    stamp: int  # detector pixels per side of a star's PSF stamp
+
+
+def pupil_grid(optics: VideoOptics, r0_at_wavelength: float) -> PupilGrid:
+    """Grid on which pupil fields are computed, from the optics and the seeing.
+
+    The PSF pixel is λ / (n dx) = pixel_scale / oversampling, so the grid extent n dx is fixed by the
+    oversampling (at least 2D, so the Tukey wave and |FT|² are not aliased); n is then set by the
+    stamp, STAMP_FWHMS seeing FWHMs wide, and by at least PHASE_SAMPLES_PER_R0 samples across r0.
+    """
+    ovs = max(int(optics.oversampling), minimum_oversampling(optics.aperture, optics.wavelength, optics.pixel_scale))
+    extent = optics.wavelength * ovs / optics.pixel_scale
+    fwhm_pixels = 0.98 * optics.wavelength / r0_at_wavelength / optics.pixel_scale
+    stamp = max(16, math.ceil(STAMP_FWHMS * fwhm_pixels), math.ceil(extent * PHASE_SAMPLES_PER_R0 / r0_at_wavelength / ovs))
+    stamp += stamp % 2
+    n = stamp * ovs
+    return PupilGrid(n, pupil_sampling(optics.wavelength, optics.pixel_scale, ovs, n), ovs, stamp)
+
+
+def build_layers(atmosphere: AtmosphereDraw, grid: PupilGrid, wavelength: float, duration: float,
+                 field_angles: torch.Tensor, generator: torch.Generator, device) -> list[LayerScreen]:
+    """One frozen-flow screen per layer, large enough that no star's window leaves it during ``duration``."""
+    scale = (wavelength / 500e-9) ** 1.2  # r0 at the observing wavelength
+    return [
+        make_layer_screen(grid.n, grid.sampling, layer.altitude, layer.wind, duration, field_angles,
+                          layer.r0 * scale, layer.L0, generator=generator, device=device)
+        for layer in atmosphere.layers
+    ]
+
+
+def screen_pixels(atmosphere: AtmosphereDraw, grid: PupilGrid, duration: float, field_radius: float) -> int:
+    """Samples of all the screens of a video: for the memory estimate made before any work."""
+    total = 0
+    for layer in atmosphere.layers:
+        speed = math.hypot(*layer.wind)
+        width = grid.n + 2 * layer.altitude * field_radius / grid.sampling + 8
+        length = width + speed * duration / grid.sampling
+        total += int(width * length)
+    return total
+
+
+def simulate_frames(positions: np.ndarray, fluxes: np.ndarray, shape: tuple[int, int], n_frames: int,
+                    optics: VideoOptics, atmosphere: AtmosphereDraw, generator: torch.Generator, *,
+                    jitter: np.ndarray | None = None, r0_modulation: np.ndarray | None = None,
+                    device=None, on_frame: Callable[[int], None] | None = None) -> tuple[np.ndarray, PupilGrid]:
+    """Noise-free frames (T, H, W) float32 in the units of ``fluxes`` (per frame), and the grid used.
+
+    positions: (K, 2) (x, y) 0-based pixels; fluxes: (K,) per frame; jitter: (T, 2) whole-field
+    offsets in pixels (ground-layer motion); r0_modulation: (T,) factors on r0 per frame
+    (intermittency; the phase scales as r0^(−5/6)).
+    """
+    if n_frames < 1:
+        raise ParameterError(f"the number of frames must be >= 1, got {n_frames}", source="--frames")
+    positions = np.asarray(positions, float).reshape(-1, 2)
+    grid = pupil_grid(optics, atmosphere.r0_at(optics.wavelength))
+    pupil = annular_pupil(grid.n, grid.sampling, optics.aperture, optics.obstruction, device=device)
+    incident = tukey_incident_wave(grid.n, grid.sampling, optics.aperture, device=device) if optics.propagation == "fresnel" else None
+    angles = pixel_to_field_angle(positions, shape, optics.pixel_scale)
+    duration = (n_frames - 1) * optics.frame_interval + optics.exposure
+    layers = build_layers(atmosphere, grid, optics.wavelength, duration, angles, generator, device)
+    cube = np.empty((n_frames, *shape), dtype=np.float32)
+    for t in range(n_frames):
+        frame_layers = layers
+        if r0_modulation is not None and r0_modulation[t] != 1:
+            factor = float(r0_modulation[t]) ** (-5 / 6)
+            frame_layers = [dataclasses.replace(layer, phase=layer.phase * factor) for layer in layers]
+        shifted = positions + (jitter[t] if jitter is not None else 0.0)
+        frame = render_frame(frame_layers, pupil, shifted, fluxes, angles, shape, wavelength=optics.wavelength,
+                             oversampling=grid.oversampling, t_start=t * optics.frame_interval,
+                             exposure=optics.exposure, n_substeps=optics.substeps, incident=incident,
+                             mode=optics.propagation)
+        cube[t] = frame.cpu().numpy()
+        if on_frame:
+            on_frame(t)
+    return cube, grid
+
+
+def simulate_truth(positions: np.ndarray, fluxes: np.ndarray, shape: tuple[int, int], optics: VideoOptics,
+                   grid: PupilGrid, device=None) -> np.ndarray:
+    """The diffraction-limited, noise-free image (H, W): same pupil, sampling and pixels, no atmosphere."""
+    positions = np.asarray(positions, float).reshape(-1, 2)
+    pupil = annular_pupil(grid.n, grid.sampling, optics.aperture, optics.obstruction, device=device)
+    angles = pixel_to_field_angle(positions, shape, optics.pixel_scale)
+    image = render_frame([], pupil, positions, fluxes, angles, shape, wavelength=optics.wavelength,
+                         oversampling=grid.oversampling, mode="geometric")
+    return image.cpu().numpy()
+
+
+def r0_modulation(n_frames: int, relative_rms: float, correlation_frames: float, rng: np.random.Generator) -> np.ndarray | None:
+    """Per-frame factors on r0 (log-normal, temporally correlated) for intermittent turbulence; None when off."""
+    if relative_rms == 0:
+        return None
+    from dancekit.sky.atmosphere_draw import smooth_jitter
+
+    log_factor = smooth_jitter(n_frames, relative_rms * math.sqrt(2), correlation_frames, rng)[:, 0]
+    return np.exp(log_factor - 0.5 * relative_rms**2)
+
+
+def pixel_scale_rad(arcsec: float) -> float:
+    return arcsec * ARCSEC
