@@ -1,0 +1,158 @@
+"""Layouts of particular cameras, built from plain numbers: another camera is data, not code.
+
+* ``quadrant_layout`` / ``lamost_layout``: LAMOST-like 2x2-channel CCDs (Qu et al. 2024 sec. 2.2).
+* ``single_amplifier_layout``: a one-amplifier CCD described by FITS BIASSEC / TRIMSEC.
+* ``layout_from_mapping``: any layout from a YAML-like mapping (segments and regions).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from dancekit.dark.layout import STANDARD_REGIONS, RawLayout, Segment
+from dancekit.errors import ConfigError, ParameterError
+
+
+def quadrant_layout(
+    *,
+    name: str = "lamost",
+    channel_grid: tuple[int, int] = (2, 2),
+    prescan: int = 3,
+    invalid: int = 1,
+    amplifier: int = 4,
+    optical_black: int = 4,
+    active: int = 1042,
+    overscan: int = 46,
+    optical_black_rows: int = 4,
+    discarded_rows: int = 1,
+    active_rows: int | None = None,
+) -> RawLayout:
+    """Layout of a LAMOST-like multi-channel CCD (defaults: KAF-4320 guide camera, 2094 x 2200).
+
+    Column counts are per channel, from the readout corner; ``active_rows`` defaults to ``active``
+    (square active area). Zero-sized segments are left out. Qu et al. 2024, sec. 2.2.
+    """
+    cols = [
+        ("prescan", prescan, False), ("invalid", invalid, False), ("amplifier", amplifier, False),
+        ("optical_black", optical_black, True), ("active", active, True), ("overscan", overscan, False),
+    ]
+    rows = [
+        ("optical_black", optical_black_rows, True),
+        ("active", active if active_rows is None else active_rows, True),
+        ("discarded", discarded_rows, False),
+    ]
+    for seg_name, size, _ in cols + rows:
+        if not isinstance(size, (int, np.integer)) or size < 0:
+            raise ParameterError(f"segment '{seg_name}' size must be an integer >= 0, got {size!r}")
+    if active < 1 or (active_rows is not None and active_rows < 1):
+        raise ParameterError(f"the active area must be >= 1 pixel on each side, got {active} columns, {active_rows} rows")
+    present_rows = {n for n, k, _ in rows if k > 0}
+    present_cols = {n for n, k, _ in cols if k > 0}
+    regions = [r for r in STANDARD_REGIONS if r[1] in present_rows and r[2] in present_cols]
+    return RawLayout(
+        name=name,
+        channel_grid=tuple(channel_grid),
+        row_segments=tuple(Segment(n, int(k), q) for n, k, q in rows if k > 0),
+        column_segments=tuple(Segment(n, int(k), q) for n, k, q in cols if k > 0),
+        regions=tuple(regions),
+    )
+
+
+def lamost_layout() -> RawLayout:
+    """The LAMOST second-generation guide camera (KAF-4320): 2094 x 2200 raw, 4 channels."""
+    return quadrant_layout()
+
+
+_SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
+
+
+def parse_fits_section(section: str) -> tuple[slice, slice]:
+    """FITS section '[x1:x2,y1:y2]' (1-based, inclusive, x = column) -> (row slice, column slice)."""
+    m = _SECTION.match(str(section).strip())
+    if not m:
+        raise ParameterError(f"FITS section must look like '[x1:x2,y1:y2]', got {section!r}")
+    x1, x2, y1, y2 = (int(g) for g in m.groups())
+    if x1 > x2 or y1 > y2 or min(x1, y1) < 1:
+        raise ParameterError(f"FITS section {section!r} must have 1 <= x1 <= x2 and 1 <= y1 <= y2 (flipped sections are not supported)")
+    return slice(y1 - 1, y2), slice(x1 - 1, x2)
+
+
+def single_amplifier_layout(shape: Sequence[int], biassec: str, trimsec: str, *, name: str = "single-amplifier") -> RawLayout:
+    """Layout of a one-amplifier CCD from its FITS BIASSEC/TRIMSEC keywords.
+
+    shape : (rows, columns) of the raw frame (NAXIS2, NAXIS1).
+    biassec : overscan columns, e.g. '[4:13,1:520]'; trimsec : active area, e.g. '[17:528,1:520]'
+    (the SAAO frame ccdproc ships as tests/data/a8280271.fits, 520 x 536). Columns between and
+    around them become 'unused_<n>' segments; rows outside TRIMSEC become 'unused_rows_<n>'.
+    The layout has the regions 'active' and 'overscan' (no optical black).
+    """
+    if len(shape) != 2 or min(shape) < 1:
+        raise ParameterError(f"shape must be (rows, columns) >= 1, got {tuple(shape)}")
+    n_rows, n_cols = int(shape[0]), int(shape[1])
+    brows, bcols = parse_fits_section(biassec)
+    trows, tcols = parse_fits_section(trimsec)
+    for label, sl, n in (("BIASSEC columns", bcols, n_cols), ("TRIMSEC columns", tcols, n_cols), ("TRIMSEC rows", trows, n_rows)):
+        if sl.stop > n:
+            raise ParameterError(f"{label} {sl.start + 1}:{sl.stop} exceed the frame ({n})")
+    if not (bcols.stop <= tcols.start or tcols.stop <= bcols.start):
+        raise ParameterError(f"BIASSEC {biassec} and TRIMSEC {trimsec} overlap in columns")
+    if not (brows.start <= trows.start and brows.stop >= trows.stop):
+        raise ParameterError(f"BIASSEC rows {biassec} must cover the TRIMSEC rows {trimsec} (overscan is read on every active row)")
+    named = sorted([(bcols.start, bcols.stop, "overscan", False), (tcols.start, tcols.stop, "active", True)])
+    col_segments, pos = [], 0
+    for start, stop, seg_name, charge in named:
+        if start > pos:
+            col_segments.append(Segment(f"unused_{len(col_segments)}", start - pos))
+        col_segments.append(Segment(seg_name, stop - start, charge))
+        pos = stop
+    if pos < n_cols:
+        col_segments.append(Segment(f"unused_{len(col_segments)}", n_cols - pos))
+    row_segments = []
+    if trows.start > 0:
+        row_segments.append(Segment("unused_rows_0", trows.start))
+    row_segments.append(Segment("active", trows.stop - trows.start, True))
+    if trows.stop < n_rows:
+        row_segments.append(Segment("unused_rows_1", n_rows - trows.stop))
+    return RawLayout(
+        name=name, channel_grid=(1, 1), row_segments=tuple(row_segments), column_segments=tuple(col_segments),
+        regions=(("active", "active", "active"), ("overscan", "active", "overscan")),
+    )
+
+
+def layout_from_mapping(mapping: Mapping) -> RawLayout:
+    """Build a layout from plain data (as read from YAML).
+
+    Keys: name, channel_grid [r, c], row_segments / column_segments: lists of
+    {name, size, collects_charge}; optional regions: {name: [row segment, column segment]}.
+    Unknown keys raise ConfigError naming them.
+    """
+    allowed = {"name", "channel_grid", "row_segments", "column_segments", "regions"}
+    unknown = set(mapping) - allowed
+    if unknown:
+        raise ConfigError(f"unknown layout keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    try:
+        def segs(key):
+            out = []
+            for item in mapping[key]:
+                extra = set(item) - {"name", "size", "collects_charge"}
+                if extra:
+                    raise ConfigError(f"unknown keys {sorted(extra)} in {key} entry {dict(item)}")
+                out.append(Segment(str(item["name"]), int(item["size"]), bool(item.get("collects_charge", False))))
+            return tuple(out)
+
+        regions = mapping.get("regions")
+        regions = STANDARD_REGIONS if regions is None else tuple((str(k), str(v[0]), str(v[1])) for k, v in regions.items())
+        return RawLayout(
+            name=str(mapping.get("name", "custom")),
+            channel_grid=tuple(int(g) for g in mapping["channel_grid"]),
+            row_segments=segs("row_segments"),
+            column_segments=segs("column_segments"),
+            regions=regions,
+        )
+    except KeyError as exc:
+        raise ConfigError(f"layout is missing key {exc.args[0]!r}") from None
+    except ParameterError as exc:
+        raise ConfigError(exc.message) from None
