@@ -28,12 +28,11 @@ check: install  ## the slow scientific checks
 bench: install  ## speed and memory, as ratios against baselines timed in the same run
 	@for b in benchmarks/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-demo: install  ## simulate what exists so far and reduce it (see README)
+demo: install  ## simulate a short turbulent video of a star field and reduce it
 	@mkdir -p demo
-	$(BIN)/python scripts/demo.py demo
+	$(BIN)/dancekit simulate-video --frames 32 --size 128 --stars 150 --seeing 1.2 --seed 1 -o demo/video.fits --overwrite
 	$(BIN)/dancekit average demo/video.fits -o demo/average.fits --overwrite
-	$(BIN)/dancekit config show c2pu | head -20
-	@echo "demo products in demo/"
+	@echo "demo products in demo/: video.fits (cube + TRUTH + CATALOG), average.fits (the average stack)"
 
 figures: install  ## figures and tables of the papers, rebuilt from scripts/
 	@mkdir -p figures

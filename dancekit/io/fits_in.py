@@ -86,6 +86,11 @@ class FitsReader:
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"not a readable FITS file ({_short(exc)})", source=self.name) from None
 
+    @property
+    def local_path(self) -> str:
+        """The file on disk behind this reader (the spooled copy for standard input)."""
+        return self._path
+
     def __enter__(self) -> "FitsReader":
         return self
 

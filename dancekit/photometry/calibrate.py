@@ -43,7 +43,8 @@ class MatchedStars:
     source_index, reference_index : indices into ``sources`` and the reference catalogue.
     m_ref, m_ref_err, colour : reference magnitude, error and colour (NaN colours when the
         catalogue has none), mag.
-    m_inst, m_inst_err : −2.5 log10(e⁻/s) and its error, mag.
+    m_inst, m_inst_err : −2.5 log10(e⁻/s) and its error, mag (total magnitudes when the
+        aperture correction was applied: m_aper − ``sources.aperture_correction``).
     separation : match separation, radians.
     sources : every detection of the image.
     n_catalogue_on_image : reference stars whose position falls on the image.
@@ -83,7 +84,7 @@ def matched_stars(
     gain: float,
     read_noise: float | None,
     exptime: float,
-    aperture_radius: float,
+    aperture_radius: float | None,
     match_radius: float = 1.5 * ARCSEC,
     saturation: float = np.inf,
     photometry: str = "circle",
@@ -93,6 +94,7 @@ def matched_stars(
     isolation_radius: float | None = None,
     noise_model: str = "ccd",
     need_colour: bool = False,
+    aperture_correction: bool = False,
 ) -> MatchedStars:
     """Extract sources, convert them to the sky and match them one-to-one to the catalogue.
 
@@ -102,10 +104,13 @@ def matched_stars(
     catalogue : :class:`ReferenceCatalogue` (radians, mag).
     gain : e⁻/ADU (also defines m_inst in e⁻/s). read_noise : e⁻ (None with
         ``noise_model="measured"``). exptime : seconds.
-    aperture_radius : pixels. match_radius : radians. saturation : ADU.
+    aperture_radius : pixels; None picks it from the seeing (see :func:`extract_sources`).
+    match_radius : radians. saturation : ADU.
     min_snr : minimum flux / flux_err of a star used for the fit.
     reject_flags : ``FLAG_*`` bits that exclude a star.
     need_colour : reject stars without a finite colour (when a colour term is used).
+    aperture_correction : convert aperture magnitudes to total ones with the curve of growth
+        of bright isolated stars (:mod:`dancekit.photometry.aperture`).
     Other parameters: see :func:`extract_sources`.
     """
     if not (np.isfinite(min_snr) and min_snr >= 0):
@@ -113,13 +118,14 @@ def matched_stars(
     sources = extract_sources(
         image, gain=gain, read_noise=read_noise, aperture_radius=aperture_radius,
         saturation=saturation, photometry=photometry, detect_threshold=detect_threshold,
-        isolation_radius=isolation_radius, noise_model=noise_model,
+        isolation_radius=isolation_radius, noise_model=noise_model, aperture_correction=aperture_correction,
     )
     m_inst, m_inst_err = instrumental_magnitude(sources.flux, sources.flux_err, gain=gain, exptime=exptime)
+    m_inst = m_inst - sources.aperture_correction
     ra, dec = pixel_to_sky(wcs, sources.x, sources.y)
     match = match_to_catalogue(ra, dec, catalogue.ra, catalogue.dec, match_radius)
     on_image = inside_image(wcs, catalogue.ra, catalogue.dec, np.shape(image))
-    isolation = 2.0 * aperture_radius if isolation_radius is None else isolation_radius
+    isolation = 2.0 * sources.aperture_radius if isolation_radius is None else isolation_radius
     src, ref = match.source_index, match.reference_index
     colour = catalogue.colour[ref] if catalogue.colour is not None else np.full(ref.size, np.nan)
     reasons: dict[str, int] = {}
@@ -164,7 +170,7 @@ def calibrate_exposure(
     gain: float,
     read_noise: float | None,
     exptime: float,
-    aperture_radius: float,
+    aperture_radius: float | None,
     airmass: float = 1.0,
     extinction: float = 0.0,
     colour_term: float | None = None,
@@ -185,6 +191,9 @@ def calibrate_exposure(
     Raises
     ------
     InputError : fewer than ``min_stars`` stars usable, with the count per rejection reason.
+
+    With ``aperture_correction=True`` the error of the correction (common to every star) is
+    added in quadrature to the ZP variance.
     """
     use_colour = catalogue.colour is not None and (colour_term is None or colour_term != 0)
     stars = matched_stars(image, wcs, catalogue, gain=gain, read_noise=read_noise, exptime=exptime,
@@ -195,7 +204,19 @@ def calibrate_exposure(
         colour=stars.colour if use_colour else None, colour_term=colour_term, airmass=airmass,
         extinction=extinction, error_floor=error_floor, clip_sigma=clip_sigma, min_stars=min_stars,
     )
+    result = with_common_error(result, stars.sources.aperture_correction_err)
     return ExposureCalibration(zeropoint=replace(result, rejections=stars.rejections), stars=stars)
+
+
+def with_common_error(result: ZeroPointResult, error: float) -> ZeroPointResult:
+    """The fit with a systematic error common to all stars (mag, e.g. the aperture
+    correction's) added in quadrature to the ZP variance; unchanged for NaN or 0."""
+    if not (np.isfinite(error) and error > 0):
+        return result
+    covariance = np.array(result.covariance)
+    covariance[0, 0] += error**2
+    covariance.flags.writeable = False
+    return replace(result, covariance=covariance, zp_err=float(np.sqrt(covariance[0, 0])))
 
 
 def calibrate_night(

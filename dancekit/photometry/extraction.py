@@ -25,6 +25,7 @@ import sep
 from scipy.spatial import cKDTree
 
 from dancekit.errors import InputError, ParameterError
+from dancekit.photometry.aperture import AUTO_APERTURE_PER_FWHM, aperture_correction, seeing_fwhm
 
 FLAG_SATURATED = 1
 FLAG_EDGE = 2
@@ -56,6 +57,11 @@ class SourceList:
     a, b, theta : second-moment semi-axes (pixels) and position angle (radians).
     background_rms : global per-pixel noise used for detection, ADU (CCD equation at the
         global sky level, or sep's global rms with ``noise_model="measured"``).
+    aperture_radius : circular aperture radius used, pixels (chosen from the seeing when
+        none was given). fwhm : median FWHM of bright isolated stars, pixels (NaN if unmeasured).
+    aperture_correction, aperture_correction_err : Δ = m_aper − m_total and its error, mag
+        (0 and NaN when not measured); ``flux`` is *not* corrected.
+    n_aperture_correction : stars the correction was measured on.
     """
 
     x: np.ndarray
@@ -67,6 +73,11 @@ class SourceList:
     b: np.ndarray
     theta: np.ndarray
     background_rms: float
+    aperture_radius: float = float("nan")
+    fwhm: float = float("nan")
+    aperture_correction: float = 0.0
+    aperture_correction_err: float = float("nan")
+    n_aperture_correction: int = 0
 
     def __len__(self) -> int:
         return int(self.x.size)
@@ -102,7 +113,7 @@ def extract_sources(
     *,
     gain: float | None,
     read_noise: float | None,
-    aperture_radius: float,
+    aperture_radius: float | None,
     saturation: float = np.inf,
     photometry: str = "circle",
     detect_threshold: float = 5.0,
@@ -112,6 +123,7 @@ def extract_sources(
     isolation_radius: float | None = None,
     noise_model: str = "ccd",
     mean_sky: bool = True,
+    aperture_correction: bool = False,
 ) -> SourceList:
     """Subtract the background, detect sources and measure their aperture fluxes.
 
@@ -122,7 +134,8 @@ def extract_sources(
     gain : e⁻/ADU, > 0. May be None only with ``noise_model="measured"`` (then no source
         Poisson term is added: use it for images in arbitrary units).
     read_noise : e⁻ rms per pixel, ≥ 0; None only with ``noise_model="measured"``.
-    aperture_radius : circular aperture radius, pixels (also the Kron fallback radius).
+    aperture_radius : circular aperture radius, pixels (also the Kron fallback radius); None
+        chooses ``AUTO_APERTURE_PER_FWHM`` × the seeing FWHM measured on bright isolated stars.
     saturation : ADU; pixels ≥ this are saturated (default: none).
     photometry : ``"circle"`` (fixed radius) or ``"kron"`` (adaptive elliptical aperture of
         2.5 Kron radii, Kron 1980 / SExtractor MAG_AUTO, circular fallback for small ones).
@@ -130,11 +143,13 @@ def extract_sources(
     min_area : minimum connected pixels above threshold.
     background_box, background_filter : sep background mesh size and median filter, pixels.
     isolation_radius : pixels; a detection with a neighbour closer than this is
-        ``FLAG_CROWDED``. Default 2 × aperture_radius.
+        ``FLAG_CROWDED``. Default 2 × aperture radius.
     noise_model : ``"ccd"`` (σ² = sky/g + (RN/g)², from the background model, gain and read
         noise) or ``"measured"`` (sep's background rms map).
     mean_sky : correct sep's mode-based background to the clipped mean sky away from sources
         (unbiased aperture fluxes on Poisson sky, see ``_sky_mean_offset``).
+    aperture_correction : measure Δ = m_aper − m_total on the curve of growth of bright
+        isolated stars (:func:`dancekit.photometry.aperture.aperture_correction`).
 
     Returns
     -------
@@ -142,20 +157,19 @@ def extract_sources(
     """
     data, bad = _checked_image(image)
     _check_noise_parameters(gain, read_noise, noise_model)
-    if not (np.isfinite(aperture_radius) and aperture_radius > 0):
-        raise ParameterError(f"aperture_radius must be a positive number of pixels, got {aperture_radius!r}")
+    if aperture_radius is not None and not (np.isfinite(aperture_radius) and aperture_radius > 0):
+        raise ParameterError(f"aperture_radius must be a positive number of pixels (or None), got {aperture_radius!r}")
     if photometry not in ("circle", "kron"):
         raise ParameterError(f"photometry must be 'circle' or 'kron', got {photometry!r}")
     if not detect_threshold > 0:
         raise ParameterError(f"detect_threshold must be > 0 sigma, got {detect_threshold!r}")
-    if isolation_radius is None:
-        isolation_radius = 2.0 * aperture_radius
-    if isolation_radius < 0:
+    if isolation_radius is not None and isolation_radius < 0:
         raise ParameterError(f"isolation_radius must be >= 0 pixels, got {isolation_radius!r}")
     return _extract_sources(
-        data, bad, gain, read_noise, float(aperture_radius), float(saturation), photometry,
-        float(detect_threshold), int(min_area), int(background_box), int(background_filter),
-        float(isolation_radius), noise_model, bool(mean_sky),
+        data, bad, gain, read_noise, None if aperture_radius is None else float(aperture_radius),
+        float(saturation), photometry, float(detect_threshold), int(min_area), int(background_box),
+        int(background_filter), None if isolation_radius is None else float(isolation_radius),
+        noise_model, bool(mean_sky), bool(aperture_correction),
     )
 
 
@@ -190,7 +204,8 @@ def _check_noise_parameters(gain, read_noise, noise_model):
 
 
 def _extract_sources(data, bad, gain, read_noise, radius, saturation, photometry, threshold,
-                     min_area, box, filt, isolation_radius, noise_model, mean_sky) -> SourceList:
+                     min_area, box, filt, isolation_radius, noise_model, mean_sky,
+                     correct_aperture=False) -> SourceList:
     bkg = sep.Background(data, mask=bad, bw=box, bh=box, fw=filt, fh=filt)
     sky = bkg.back()
     if noise_model == "ccd":  # per-pixel variance from the CCD equation, ADU²
@@ -210,11 +225,19 @@ def _extract_sources(data, bad, gain, read_noise, radius, saturation, photometry
     b = objects["b"].astype(float)
     theta = objects["theta"].astype(float)
     flags = np.zeros(x.size, dtype=np.int32)
+    fwhm = seeing_fwhm(data, mask, x, y, a, objects["flux"], objects["flag"])
+    if radius is None:
+        if not np.isfinite(fwhm):
+            raise InputError("no isolated star to measure the seeing on; give an aperture radius")
+        radius = max(AUTO_APERTURE_PER_FWHM * fwhm, 1.0)
+    if isolation_radius is None:
+        isolation_radius = 2.0 * radius
     if mean_sky:
         data -= np.float32(_sky_mean_offset(data, mask, x, y, 2.0 * radius))
     if x.size == 0:
         empty = np.zeros(0)
-        return SourceList(empty, empty, empty, empty, flags, empty, empty, empty, float(global_sigma))
+        return SourceList(empty, empty, empty, empty, flags, empty, empty, empty, float(global_sigma),
+                          aperture_radius=radius, fwhm=fwhm)
     flux, area, aper_flags = _aperture_fluxes(data, mask, x, y, a, b, theta, radius, photometry)
     # CCD equation (Howell 2006 eq. 4.4) in ADU²: A·σ²_pix(local sky) + F/g
     rows = np.clip(np.rint(y).astype(int), 0, data.shape[0] - 1)
@@ -232,8 +255,12 @@ def _extract_sources(data, bad, gain, read_noise, radius, saturation, photometry
         nan_in = _aperture_touches(bad, x, y, radius)
         flags[nan_in] |= FLAG_EDGE
         flags[nan_in & ~_aperture_touches(saturated, x, y, radius)] &= ~FLAG_SATURATED
+    correction = (aperture_correction(data, mask, x, y, flux, flux_err, flags, radius)
+                  if correct_aperture else (0.0, float("nan"), 0))
     return SourceList(x=x, y=y, flux=flux, flux_err=flux_err, flags=flags, a=a, b=b, theta=theta,
-                      background_rms=float(global_sigma))
+                      background_rms=float(global_sigma), aperture_radius=radius, fwhm=fwhm,
+                      aperture_correction=correction[0], aperture_correction_err=correction[1],
+                      n_aperture_correction=correction[2])
 
 
 def _detect(data, threshold, sigma, bad, min_area):

@@ -22,6 +22,7 @@ from scipy.special import erf
 
 from dancekit.errors import ParameterError
 from dancekit.photometry.catalogue import ARCSEC, ReferenceCatalogue, reference_catalogue
+from dancekit.sky.star_fields import tan_wcs as sky_tan_wcs
 
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -51,25 +52,19 @@ class SyntheticField:
 
 
 def tan_wcs(shape, ra: float, dec: float, pixel_scale: float, rotation: float = 0.0) -> WCS:
-    """A TAN WCS centred on the image.
+    """A TAN WCS centred on the image, in the library's radians.
 
     Parameters
     ----------
     shape : (H, W) pixels. ra, dec : tangent point, radians. pixel_scale : radians per pixel.
     rotation : position angle of the y axis east of north, radians.
+
+    A unit-converting front of :func:`dancekit.sky.star_fields.tan_wcs` (degrees, arcsec).
     """
     if not pixel_scale > 0:
         raise ParameterError(f"pixel_scale must be > 0 radians per pixel, got {pixel_scale!r}")
-    height, width = shape
-    scale = np.degrees(pixel_scale)
-    cos_r, sin_r = np.cos(rotation), np.sin(rotation)
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [np.degrees(ra), np.degrees(dec)]
-    wcs.wcs.crpix = [(width + 1) / 2.0, (height + 1) / 2.0]
-    wcs.wcs.cd = scale * np.array([[-cos_r, sin_r], [sin_r, cos_r]])
-    wcs.pixel_shape = (width, height)
-    return wcs
+    return sky_tan_wcs(shape, float(np.degrees(ra)), float(np.degrees(dec)), float(pixel_scale / ARCSEC),
+                       rotation=float(np.degrees(rotation)))
 
 
 def synthetic_field(

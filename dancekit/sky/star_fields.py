@@ -144,13 +144,32 @@ def catalogue_field(columns: dict[str, np.ndarray], shape: tuple[int, int], wcs:
     return StarField(x[keep], y[keep], mag[keep])
 
 
-def tan_wcs(shape: tuple[int, int], ra: float, dec: float, pixel_scale: float) -> WCS:
-    """A north-up, east-left TAN WCS centred on (ra, dec) in degrees; ``pixel_scale`` in arcsec/pixel."""
+def tan_wcs(shape: tuple[int, int], ra: float, dec: float, pixel_scale: float, rotation: float = 0.0) -> WCS:
+    """A gnomonic (TAN) WCS whose reference pixel is the image centre (Calabretta & Greisen 2002).
+
+    Parameters
+    ----------
+    shape : (H, W) pixels. ra, dec : tangent point, degrees (ICRS).
+    pixel_scale : arcsec per pixel (> 0).
+    rotation : position angle of the image +y axis, degrees east of north (0 = north up,
+        east left). Written as CDELT and a PC rotation matrix.
+
+    This is the one TAN-WCS builder of dancekit: ``dancekit.photometry.synthetic.tan_wcs``
+    converts its radians and calls it.
+    """
+    if not (np.isfinite(pixel_scale) and pixel_scale > 0):
+        raise ParameterError(f"pixel_scale must be > 0 arcsec per pixel, got {pixel_scale!r}")
+    if not (np.isfinite(ra) and np.isfinite(dec) and -90.0 <= dec <= 90.0):
+        raise ParameterError(f"need a finite ra and a dec in [-90, 90] degrees, got ({ra!r}, {dec!r})")
+    height, width = shape
+    cos_r, sin_r = np.cos(np.radians(rotation)), np.sin(np.radians(rotation))
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [ra, dec]
-    wcs.wcs.crpix = [(shape[1] + 1) / 2, (shape[0] + 1) / 2]
+    wcs.wcs.crpix = [(width + 1) / 2, (height + 1) / 2]
     wcs.wcs.cdelt = [-pixel_scale / 3600, pixel_scale / 3600]
+    wcs.wcs.pc = [[cos_r, -sin_r], [sin_r, cos_r]]
     wcs.wcs.cunit = ["deg", "deg"]
     wcs.wcs.radesys = "ICRS"
+    wcs.pixel_shape = (width, height)
     return wcs
