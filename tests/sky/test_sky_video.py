@@ -64,23 +64,26 @@ def test_layer_r0_adds_up_to_the_total():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seeing", [0.8, 1.4])
+@pytest.mark.parametrize("seeing", [1.5, 2.0])
 def test_long_exposure_fwhm_follows_von_karman_theory(seeing):
-    """Tokovinin 2002: FWHM = 0.976 λ/r0 sqrt(1 − 2.183 (r0/L0)^0.356), for a large telescope (D ≫ r0)."""
+    """Tokovinin 2002: FWHM = 0.976 λ/r0 sqrt(1 − 2.183 (r0/L0)^0.356), for D ≫ r0.
+
+    At C2PU (D = 1.04 m) D/r0 is 11-15 at these seeings; at 1" (D/r0 = 7.5) the finite aperture
+    alone makes the FWHM ~5 % wider than the formula (telescope OTF × atmospheric OTF). 1024 frames,
+    because 64 frames leave ±10-20 % of tip-tilt noise in a long exposure.
+    """
     from dancekit.optics.turbulence import von_karman_fwhm
 
     layers = [LayerSpec(0, 0.6, 8, 0, 0, 25), LayerSpec(5000, 0.4, 15, 0, 90, 25)]
     optics = VideoOptics(**{**C2PU, "substeps": 1}, propagation="geometric")
     draw = atmosphere(seeing, layers)
     images = []
-    for seed in range(4):  # 4 independent 64-frame videos
-        cube, _ = simulate_frames(np.array([[48.0, 48.0]]), np.array([1.0]), (97, 97), 64, optics, draw,
+    for seed in range(8):  # 8 independent 128-frame videos: 1024 frames
+        cube, _ = simulate_frames(np.array([[48.0, 48.0]]), np.array([1.0]), (97, 97), 128, optics, draw,
                                   torch.Generator().manual_seed(seed))
         images.append(cube.mean(axis=0))
     image = np.mean(images, axis=0)
-    profile_x, profile_y = image[48], image[:, 48]
-    fwhm = np.mean([np.sum(p >= p.max() / 2) for p in (profile_x, profile_y)])  # coarse: refine by interpolation
-    fwhm = np.mean([_fwhm(p) for p in (profile_x, profile_y)]) * 0.235
+    fwhm = np.mean([_fwhm(image[48]), _fwhm(image[:, 48])]) * 0.235
     theory = von_karman_fwhm(draw.r0_at(650e-9), 25.0, 650e-9) / pixel_scale_rad(1)
     assert fwhm == pytest.approx(theory, rel=0.10)
 
