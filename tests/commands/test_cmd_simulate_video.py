@@ -82,3 +82,21 @@ def test_memory_estimate_refuses_before_working(cli, tmp_path, monkeypatch):
     err = result.stderr.decode()
     assert "this video needs about" in err and "but 1.0 GB is available" in err
     assert not out.exists()
+
+
+def test_pipeline_simulate_to_average_through_stdout(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "avg.fits"
+    dk = f"{sys.executable} -m dancekit"
+    shell = f"{dk} simulate-video {' '.join(SMALL)} --seed 2 -o - | {dk} average - -o {out}"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0, result.stderr.decode()
+    average = fits.getdata(out)
+    assert average.shape == (48, 40) and fits.getheader(out)["NCOMBINE"] == 3
+    assert fits.getheader(out)["EXPTIME"] == 0.19  # carried from the simulated cube
