@@ -12,7 +12,6 @@ import atexit
 import os
 import shutil
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 from astropy.io import fits
 
 from dancekit.errors import InputError
+from dancekit.io.fits_out import signals_deferred, temporary_file
 
 STDIN = "-"
 _spooled_stdin: str | None = None
@@ -38,10 +38,11 @@ def _spool_stdin() -> str:
     if _spooled_stdin is None:
         if sys.stdin is None or sys.stdin.isatty():
             raise InputError("no FITS data on standard input (pipe a file in, or give a path)", source="<stdin>")
-        handle, name = tempfile.mkstemp(prefix="dancekit-stdin-", suffix=".fits")
-        atexit.register(lambda: os.path.exists(name) and os.remove(name))
+        with signals_deferred():
+            name = temporary_file(None, "dancekit-stdin-", ".fits")
+            atexit.register(lambda: os.path.exists(name) and os.remove(name))
         try:
-            with os.fdopen(handle, "wb") as out:
+            with open(name, "wb") as out:
                 shutil.copyfileobj(sys.stdin.buffer, out, length=1 << 22)
         except BaseException:
             os.remove(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -37,20 +38,42 @@ def check_output(path: str | None, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a temporary file is created and its clean-up armed (no leak window)."""
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, ValueError):  # platforms without sigmask: best effort
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def temporary_file(directory: str | os.PathLike | None, prefix: str, suffix: str) -> str:
+    """Create an empty temporary file (closed) and return its path."""
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    os.close(handle)
+    return name
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[str]:
     """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
     target = Path(path)
     check_output(str(target), overwrite)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(handle)
+    tmp = None
     try:
+        with signals_deferred():  # a signal pending here is raised on unblocking, inside this try
+            tmp = temporary_file(target.parent, f".{target.name}.", ".part")
         yield tmp
         os.chmod(tmp, 0o644)
         if not overwrite and target.exists():  # appeared while we worked
             raise InputError("output appeared while writing; pass --overwrite to replace it", source=str(path))
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
