@@ -33,6 +33,38 @@ def microns_to_radians(values, wavelength: float = 500e-9):
     return np.asarray(values, dtype=float) * 1e-6 * 2.0 * np.pi / wavelength
 
 
+_WAVEFRONT_UNITS = {"m": 1.0, "um": 1e-6, "micron": 1e-6, "nm": 1e-9}
+
+
+def _unit_factor(unit: str, wavelength: float | None) -> float:
+    """Radians at 500 nm per one ``unit`` of modal coefficient."""
+    key = str(unit).strip().lower().replace("µ", "u")
+    if key in _WAVEFRONT_UNITS:
+        return _WAVEFRONT_UNITS[key] * 2.0 * np.pi / 500e-9
+    if key in ("rad", "radian", "radians"):
+        if wavelength is None or not np.isfinite(wavelength) or wavelength <= 0:
+            raise ParameterError(
+                f"modal coefficients in rad need the wavelength they are given at (a positive "
+                f"length in m), got {wavelength!r}")
+        return float(wavelength) / 500e-9
+    raise ParameterError(
+        f"unknown modal unit '{unit}': use 'rad' (phase at a wavelength) or 'm', 'um', 'nm' of wavefront")
+
+
+def to_radians_at_500nm(values, unit: str, wavelength: float | None = None) -> np.ndarray:
+    """Modal coefficients in ``unit`` -> phase [rad] at 500 nm, the wavelength r0 is quoted at.
+
+    ``unit`` is 'm', 'um' or 'nm' of wavefront (optical path; NAOMI's SPARTA logs micron) or
+    'rad' of phase at ``wavelength`` [m] (phase scales as 1/lambda).
+    """
+    return np.asarray(values, dtype=float) * _unit_factor(unit, wavelength)
+
+
+def from_radians_at_500nm(values, unit: str, wavelength: float | None = None) -> np.ndarray:
+    """Inverse of :func:`to_radians_at_500nm`: phase [rad at 500 nm] -> ``unit``."""
+    return np.asarray(values, dtype=float) / _unit_factor(unit, wavelength)
+
+
 def modes_from_commands(commands, commands_to_modes) -> np.ndarray:
     """DM modal coefficients (T, M) = commands (T, A) @ commands_to_modes (M, A)^T (eq. 6)."""
     c = _as_series("commands", commands)

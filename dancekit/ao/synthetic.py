@@ -146,3 +146,34 @@ def simulate_telemetry(r0: float, outer_scale: float, *, n_frames: int, diameter
         reconstructed=pol, dm_modes=dm, residual_modes=residual,
         noise_variance=slope_noise ** 2 * np.einsum("ij,ij->i", rec, rec),
         slope_noise=float(slope_noise), loop_delay=int(loop_delay))
+
+
+def slope_noise_for_snr(snr: float, r0: float, outer_scale: float, *, diameter: float = 1.8,
+                        controlled_noll=tuple(range(2, 16)), fit_noll=tuple(range(4, 16)),
+                        **geometry) -> float:
+    """White slope noise [rad/m] giving a modal signal-to-noise ratio ``snr``.
+
+    ``snr = sum_i <a_i^2> / sum_i sigma_noise,i`` over the fitted modes ``fit_noll`` (variances,
+    not amplitudes), with ``sigma_noise,i = sigma_s^2 (R R^T)_ii`` for the least-squares
+    reconstructor R of the controlled modes (Morujão et al. 2023 eq. 14). Per-mode S/N (their
+    eq. 32) then spans about two decades, high for radial order 2 and low for order 4.
+    """
+    if not np.isfinite(snr) or snr <= 0:
+        raise ParameterError(f"S/N must be a finite positive variance ratio, got {snr!r}")
+    controlled = [int(j) for j in controlled_noll]
+    fit = [int(j) for j in fit_noll]
+    missing = sorted(set(fit) - set(controlled))
+    if missing:
+        raise ParameterError(f"fitted modes {missing} are not among the controlled modes {controlled}")
+    turbulence = np.diag(zernike_covariance_matrix(fit, r0, outer_scale, diameter))
+    rec = reconstructor(interaction_matrix(controlled, diameter=diameter, **geometry))
+    rows = [controlled.index(j) for j in fit]
+    gain = np.einsum("ij,ij->i", rec[rows], rec[rows])
+    return float(np.sqrt(turbulence.sum() / (snr * gain.sum())))
+
+
+def modal_snr(turbulence_variance, noise_variance) -> np.ndarray:
+    """Per-mode S/N = turbulence variance / noise variance (Morujão et al. 2023 eq. 32)."""
+    t = np.asarray(turbulence_variance, dtype=float)
+    n = np.asarray(noise_variance, dtype=float)
+    return np.divide(t, n, out=np.full(np.broadcast(t, n).shape, np.inf), where=n > 0)

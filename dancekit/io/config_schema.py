@@ -149,6 +149,14 @@ class Loop:
     gain: float  # integrator gain of the simulated closed loop
     controlled_noll_min: int  # first controlled Noll mode
     controlled_noll_max: int  # last controlled Noll mode
+    modal_unit: str  # unit of AOT modal coefficients: 'um' (NAOMI SPARTA), 'nm', 'm' of wavefront, or 'rad' at wavefront_sensor.wavelength
+
+    def __post_init__(self):
+        _require(self.frame_rate > 0, f"loop.frame_rate must be > 0 Hz, got {self.frame_rate}")
+        _require(self.delay >= 0, f"loop.delay must be >= 0 s, got {self.delay}")
+        _require(2 <= self.controlled_noll_min <= self.controlled_noll_max,
+                 f"loop.controlled_noll_min/max must satisfy 2 <= min <= max, got {self.controlled_noll_min}, {self.controlled_noll_max}")
+        _require(self.modal_unit in ("um", "nm", "m", "rad"), f"loop.modal_unit must be 'um', 'nm', 'm' or 'rad', got '{self.modal_unit}'")
 
 
 @dataclass(frozen=True)
@@ -162,10 +170,19 @@ class R0Fit:
     fit_L0: bool  # fit L0 (in log) or keep it at reference.L0
     L0_min: float  # m
     L0_max: float  # m
-    sigma_floor: float  # rad2, floor of the per-radial-order variance uncertainty
+    sigma_floor: float  # floor of the per-radial-order sigma, as a fraction of that order's mean variance
     noise_lags: int  # autocorrelation lags used to extrapolate the noise to lag 0
+    noise_degree: int  # degree in tau^2 of the polynomial fitted to those lags (< noise_lags)
     mc_draws: int  # Monte-Carlo draws for the statistical uncertainty
     seeing_wavelength: float  # m, wavelength of the reported seeing
+
+    def __post_init__(self):
+        _require(1 <= self.min_iterations <= self.max_iterations,
+                 f"fit.min_iterations/max_iterations must satisfy 1 <= min <= max, got {self.min_iterations}, {self.max_iterations}")
+        _require(0 < self.L0_min < self.L0_max, f"fit.L0_min/L0_max must satisfy 0 < min < max m, got {self.L0_min}, {self.L0_max}")
+        _require(0 <= self.noise_degree < self.noise_lags,
+                 f"fit.noise_degree must be in [0, noise_lags - 1], got {self.noise_degree} with noise_lags {self.noise_lags}")
+        _require(self.mc_draws == 0 or self.mc_draws >= 2, f"fit.mc_draws must be 0 or >= 2, got {self.mc_draws}")
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,17 @@ class Reference:
     r0: float  # m at 500 nm, Paranal median
     L0: float  # m, Paranal median
     n_layers: int
+
+
+@dataclass(frozen=True)
+class AOSimulation:
+    wind_speed: float  # m/s, effective frozen-flow speed setting the modal correlation times (simulate-telemetry)
+    max_radial_order: int  # highest radial order of the simulated turbulence reaching the sensor
+    snr: float  # default modal S/N (turbulence / noise variance over the fitted modes)
+
+    def __post_init__(self):
+        _require(self.wind_speed > 0, f"simulation.wind_speed must be > 0 m/s, got {self.wind_speed}")
+        _require(self.snr > 0, f"simulation.snr must be > 0, got {self.snr}")
 
 
 @dataclass(frozen=True)
@@ -186,6 +214,7 @@ class AOConfig:
     loop: Loop
     fit: R0Fit
     reference: Reference
+    simulation: AOSimulation
 
 
 # ---------------------------------------------------------------- dark (LAMOST guide camera)
@@ -199,26 +228,42 @@ class ChannelColumns:
     overscan: int
 
 
+DETECTOR_LAYOUTS = ("quadrants", "fits-sections")
+
+
 @dataclass(frozen=True)
 class Detector:
     name: str
     rows: int  # rows of the raw frame
     columns: int  # columns of the raw frame
-    channel_grid: tuple[int, ...]  # readout channels as (rows, columns) of quadrants
-    channel_columns: ChannelColumns
-    active_rows: int  # rows of the active area of each channel
-    optical_black_rows: int  # masked rows at the outer edge of each channel
-    discarded_rows: int  # rows in the middle of the frame that are not used
     saturation: float  # ADU
+    # "quadrants": the per-channel segments below (dancekit.dark.cameras.quadrant_layout);
+    # "fits-sections": one amplifier, overscan and active area from each frame's BIASSEC/TRIMSEC
+    layout: str = "quadrants"
+    channel_grid: tuple[int, ...] = (1, 1)  # readout channels as (rows, columns) of quadrants
+    channel_columns: ChannelColumns | None = None  # quadrants only
+    active_rows: int = 0  # rows of the active area of each channel
+    optical_black_rows: int = 0  # masked rows at the outer edge of each channel
+    discarded_rows: int = 0  # rows of the whole frame (not per channel) that are not used; split evenly between the channel rows
 
     def __post_init__(self):
+        _require(self.layout in DETECTOR_LAYOUTS, f"detector.layout must be one of {DETECTOR_LAYOUTS}, got '{self.layout}'")
+        _require(self.rows >= 1 and self.columns >= 1, f"detector.rows/columns must be >= 1, got {self.rows}, {self.columns}")
+        _require(len(self.channel_grid) == 2 and all(g in (1, 2) for g in self.channel_grid),
+                 f"detector.channel_grid must be [rows, columns] of channels, each 1 or 2, got {list(self.channel_grid)}")
+        if self.layout == "fits-sections":
+            _require(tuple(self.channel_grid) == (1, 1), "detector.layout fits-sections describes one amplifier: channel_grid must be [1, 1]")
+            return
+        _require(self.channel_columns is not None, "detector.channel_columns is required with detector.layout quadrants")
         c = self.channel_columns
         per_channel = c.prescan + c.invalid + c.amplifier + c.optical_black + c.active + c.overscan
-        _require(len(self.channel_grid) == 2, "detector.channel_grid must be [rows, columns] of channels")
         _require(
             per_channel * self.channel_grid[1] == self.columns,
             f"detector.channel_columns add up to {per_channel} per channel, x{self.channel_grid[1]} != columns {self.columns}",
         )
+        _require(self.active_rows >= 1, f"detector.active_rows must be >= 1, got {self.active_rows}")
+        _require(self.discarded_rows % self.channel_grid[0] == 0,
+                 f"detector.discarded_rows ({self.discarded_rows}) must split evenly between the {self.channel_grid[0]} channel rows")
         per_rows = self.channel_grid[0] * (self.optical_black_rows + self.active_rows) + self.discarded_rows
         _require(
             per_rows == self.rows,
@@ -245,6 +290,64 @@ class DarkCurrent:
 
 
 @dataclass(frozen=True)
+class DarkPattern:
+    """Fixed per-camera pattern and bias behaviour of the simulated camera (simulate-dark only)."""
+
+    bias_channel_spread: float = 20.0  # ADU rms, fixed offset of each channel's bias
+    bias_drift: float = 3.0  # ADU rms, per-frame offset of each channel's bias
+    bias_row_drift: float = 1.5  # ADU, amplitude of the slow bias drift along the rows
+    ring_amplitude: float = 0.06  # relative amplitude of the polishing rings (Qu et al. 2024 fig. 2)
+    ring_period: float = 160.0  # pixels between rings on the full 2084-px mosaic
+    dark_nonuniformity: float = 0.03  # log-normal sigma of the per-pixel dark rate
+    hot_pixel_fraction: float = 2e-4  # of photosites
+    hot_pixel_factor: tuple[float, ...] = (5.0, 50.0)  # dark-rate multiplier of a hot pixel, log-uniform in [min, max]
+    hot_columns_per_channel: int = 3
+    hot_column_factor: tuple[float, ...] = (1.2, 2.0)  # dark-rate multiplier of a partial hot column
+    glow: float = 300.0  # e- per frame at each readout corner (amplifier glow)
+    glow_scale: float = 60.0  # pixels, e-folding distance of the glow on the full mosaic
+
+    def __post_init__(self):
+        for name in ("hot_pixel_factor", "hot_column_factor"):
+            value = getattr(self, name)
+            _require(len(value) == 2 and 0 < value[0] <= value[1], f"pattern.{name} must be [min, max] with 0 < min <= max, got {list(value)}")
+
+
+@dataclass(frozen=True)
+class DarkModelSettings:
+    """Deep-Dark-Net network, inputs and training (Qu et al. 2024 sec. 2.4-3.1; notes/dark_zp.md sec. 1)."""
+
+    width: int = 64  # generator channels of the first stage (paper 64; 8 trains on a CPU)
+    n_blocks: int = 9  # residual blocks at the lowest scale (paper 9)
+    discriminator_width: int = 64  # PatchGAN channels of its first layer (paper 64)
+    norm: str = "instance"  # generator normalisation: instance, batch or none
+    conditioning: str = "profile"  # strips on the active grid: profile (row/column medians) or resize (bilinear, the paper)
+    coordinates: bool = False  # add row/column position planes (CoordConv): lets the network place the glow and rings
+    target: str = "above_overscan"  # what G learns: above_overscan (active minus its row's overscan level) or absolute (paper)
+    loss_bce: float = 1.0  # weight of the generator's adversarial BCE-with-logits term
+    loss_mse: float = 1.0  # weight of the generator's adversarial least-squares term
+    loss_l1: float = 100.0  # weight of the L1 reconstruction term (pix2pix lambda_L1)
+    discriminator_loss: str = "mse"  # mse (least squares, Deep-Dark-Net) or bce (pix2pix)
+    learning_rate: float = 2e-5  # Adam, both networks (paper)
+    crop: int = 0  # pixels, side of random training crops of a channel's active area; 0 = the whole area (paper)
+    val_fraction: float = 0.1  # share of the training frames held out for validation and model selection
+    adu_tail: float = 1e-3  # fraction of target pixels (the hottest) left beyond the tanh range on each side
+    bias_degree: int = 3  # Legendre degree of the overscan bias fit along the rows (scaled baseline)
+
+    def __post_init__(self):
+        _require(self.width >= 1 and self.n_blocks >= 0 and self.discriminator_width >= 1,
+                 f"model.width/discriminator_width must be >= 1 and n_blocks >= 0, got {self.width}, {self.discriminator_width}, {self.n_blocks}")
+        _require(self.norm in ("instance", "batch", "none"), f"model.norm must be instance, batch or none, got '{self.norm}'")
+        _require(self.conditioning in ("profile", "resize"), f"model.conditioning must be profile or resize, got '{self.conditioning}'")
+        _require(self.target in ("above_overscan", "absolute"), f"model.target must be above_overscan or absolute, got '{self.target}'")
+        _require(self.discriminator_loss in ("mse", "bce"), f"model.discriminator_loss must be mse or bce, got '{self.discriminator_loss}'")
+        _require(min(self.loss_bce, self.loss_mse, self.loss_l1) >= 0, "model.loss_* weights must be >= 0")
+        _require(self.learning_rate > 0, f"model.learning_rate must be > 0, got {self.learning_rate}")
+        _require(self.crop == 0 or self.crop >= 24, f"model.crop must be 0 (whole area) or >= 24 pixels (PatchGAN), got {self.crop}")
+        _require(0 <= self.val_fraction < 1, f"model.val_fraction must be in [0, 1), got {self.val_fraction}")
+        _require(0 <= self.adu_tail < 0.5, f"model.adu_tail must be in [0, 0.5), got {self.adu_tail}")
+
+
+@dataclass(frozen=True)
 class DarkConfig:
     KIND = "dark"
     DEFAULT = "lamost"
@@ -253,6 +356,8 @@ class DarkConfig:
     detector: Detector
     operation: Operation
     dark_current: DarkCurrent
+    pattern: DarkPattern = DarkPattern()
+    model: DarkModelSettings = DarkModelSettings()
 
 
 SCHEMAS = {"video": VideoConfig, "ao": AOConfig, "dark": DarkConfig}
