@@ -59,6 +59,8 @@ def evaluate_image(image: np.ndarray, truth: np.ndarray, threshold: float = 5.0,
     xi, yi = centroids(data, found.x[i], found.y[i])
     mag_true = aperture_magnitude(reference, xt, yt, aperture_diameter) + zero_point
     mag_image = aperture_magnitude(data, xi, yi, aperture_diameter) + zero_point
+    x_all, y_all = centroids(reference, true_stars.x, true_stars.y)
+    mag_all_true = aperture_magnitude(reference, x_all, y_all, aperture_diameter) + zero_point
     stars = {
         "x_true": xt, "y_true": yt, "x": xi, "y": yi, "mag_true": mag_true,
         "mag_residual": mag_image - mag_true,
@@ -72,7 +74,7 @@ def evaluate_image(image: np.ndarray, truth: np.ndarray, threshold: float = 5.0,
         mean_strehl=_nanmean(stars["strehl"]),
         mag_residual_std=_nanstd(stars["mag_residual"]), mag_residual_mean=_nanmean(stars["mag_residual"]),
         centroid_residual_std=_nanstd(stars["centroid_residual"]),
-        stars=stars, by_magnitude=_binned(stars, magnitude_bins),
+        stars=stars, by_magnitude=_binned(stars, magnitude_bins, mag_all_true),
     )
 
 
@@ -81,14 +83,24 @@ def mean_abs_magnitude_error(image: np.ndarray, truth: np.ndarray, threshold: fl
     return _nanmean(np.abs(evaluate_image(image, truth, threshold).stars["mag_residual"]))
 
 
-def _binned(stars: dict[str, np.ndarray], bins: np.ndarray | None) -> dict[str, np.ndarray]:
+def _binned(stars: dict[str, np.ndarray], bins: np.ndarray | None,
+            mag_all_true: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per truth-magnitude bin: matched stars ``n`` and the mean / std of each residual; with the
+    magnitudes of all truth stars, also ``n_true`` and ``recall`` (completeness, the paper's Fig. 7)."""
     mag = stars["mag_true"]
     if bins is None:
-        finite = mag[np.isfinite(mag)]
+        source = mag if mag_all_true is None else mag_all_true
+        finite = source[np.isfinite(source)]
         bins = np.arange(np.floor(finite.min()), np.ceil(finite.max()) + 1) if len(finite) else np.arange(2.0)
+    bins = np.asarray(bins, float)
     index = np.digitize(mag, bins) - 1
     table = {"mag_low": bins[:-1], "mag_high": bins[1:]}
     table["n"] = np.array([np.sum(index == b) for b in range(len(bins) - 1)])
+    if mag_all_true is not None:
+        index_true = np.digitize(mag_all_true, bins) - 1
+        table["n_true"] = np.array([np.sum(index_true == b) for b in range(len(bins) - 1)])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table["recall"] = np.where(table["n_true"] > 0, table["n"] / np.maximum(table["n_true"], 1), np.nan)
     for key in ("mag_residual", "centroid_residual", "d50", "strehl"):
         values = [stars[key][index == b] for b in range(len(bins) - 1)]
         table[f"{key}_mean"] = np.array([_nanmean(v) for v in values])
@@ -123,4 +135,14 @@ def threshold_sweep(image: np.ndarray, truth: np.ndarray, thresholds: np.ndarray
         p, r = precision_recall(len(i), len(found), len(true_stars))
         precision.append(p)
         recall.append(r)
-    return {"threshold": thresholds, "precision": np.array(precision), "recall": np.array(recall)}
+    precision, recall = np.array(precision), np.array(recall)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return {"threshold": thresholds, "precision": precision, "recall": recall, "f1": np.nan_to_num(f1)}
+
+
+def best_operating_point(sweep: dict[str, np.ndarray]) -> dict[str, float]:
+    """The sweep point with the highest F1 = 2PR / (P + R): the paper tunes SExtractor's threshold
+    per image "to maximize both the precision and recovery rate" (§4.2.1)."""
+    k = int(np.argmax(sweep["f1"]))
+    return {key: float(sweep[key][k]) for key in ("threshold", "precision", "recall", "f1")}

@@ -1,0 +1,346 @@
+"""``dancekit infer-tiles``: the turbulence-free image of a video of any size (Bialek et al. 2024 §4)."""
+
+# No "from __future__ import annotations" in command modules: typer reads the live Annotated types.
+
+import hashlib
+import os
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from dancekit.commands import options as opt
+from dancekit.commands.runtime import cli_command, for_each_input, log, progress
+from dancekit.errors import InputError, ParameterError
+
+#: the bundled C2PU model used without --model (trained by the maintainers with train-unet)
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "weights" / "c2pu_default.pt"
+#: checkpoint entries that may hold the training summary (dancekit writes one of them)
+SUMMARY_KEYS = ("training_summary", "training", "summary")
+
+
+class Background(str, Enum):
+    restore = "restore"
+    subtract = "subtract"
+
+
+@cli_command
+def infer_tiles(
+    inputs: Annotated[list[str], typer.Argument(help="Video cube(s) (T, H, W), one output each; or single-frame images forming one video, in order. '-' = stdin.", show_default=False)],
+    output: opt.Output,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="U-Net checkpoint (dancekit or DanceCam .pth); default: the bundled C2PU model.")] = None,
+    context: Annotated[Optional[int], typer.Option("--context", help="Frames per window; must match the model (default: the model's).")] = None,
+    stride: Annotated[int, typer.Option("--stride", help="Frames between window starts (1 = every window, as the paper).")] = 1,
+    tile: Annotated[Optional[int], typer.Option("--tile", help="Tile side in pixels (default: the model's training tile, else the config's).")] = None,
+    overlap: Annotated[Optional[float], typer.Option("--overlap", help="Overlap of neighbouring tiles, fraction in [0, 0.5] (default: the config's).")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Tiles per forward pass.")] = 8,
+    device: opt.Device = opt.DeviceChoice.auto,
+    average: Annotated[bool, typer.Option("--average", help="Add the plain temporal mean as extension AVERAGE.")] = False,
+    background: Annotated[Background, typer.Option("--background", help="restore: add the subtracted sky back (input flux scale); subtract: leave it out.")] = Background.restore,
+    ext: Annotated[Optional[str], typer.Option("--ext", help="Image extension holding the cube (name or index).")] = None,
+    ignore_instrument: Annotated[bool, typer.Option("--ignore-instrument", help="Run even if the video's INSTRUME differs from the model's instrument.")] = False,
+    config: opt.Config = "c2pu",
+    overrides: opt.Set = None,
+    overwrite: opt.Overwrite = False,
+    as_json: opt.Json = False,
+):
+    """Infer a sharp image from a short-exposure video with the residual U-Net, tile by tile.
+
+    Every window of CONTEXT frames (every STRIDE frames) is cut into overlapping tiles; each
+    tile's background is removed, the Anscombe-transformed frames go through the network, and
+    the outputs are blended with linear ramps and averaged over windows. Frames are streamed
+    from disk, so memory does not grow with the number of frames. Frames without any finite
+    pixel are masked and reported. The output is in the input's units per frame, with its
+    header and WCS, the model's sha256 and training summary, and how the sky was handled.
+
+    Example: dancekit infer-tiles video.fits --stride 4 --average -o image.fits
+    """
+    from dancekit.io.config import config_hash, load_config
+    from dancekit.io.config_schema import VideoConfig
+
+    opt.check_json_with_output(as_json, output)
+    cfg = load_config(config, VideoConfig, overrides)
+    sources = _VideoSource.plan(inputs, ext)  # cheap refusals (missing model, mismatched frames) before torch loads
+    model_path = _model_path(model)
+    from dancekit.device import resolve_device  # torch from here on
+
+    torch_device = resolve_device(device)
+    loaded = _read_model(model_path)
+    settings = dict(
+        context=_checked_context(context, loaded),
+        stride=_positive(stride, "--stride"), batch=_positive(batch, "--batch"),
+        tile=_positive(tile, "--tile") if tile is not None else int(loaded["tile"] or cfg.unet.tile),
+        overlap=cfg.unet.overlap if overlap is None else overlap,
+        inverse=loaded["inverse"], background=background.value, device=torch_device, average=average,
+    )
+    run = dict(cfg=cfg, cfg_hash=config_hash(cfg), loaded=loaded, settings=settings,
+               ignore_instrument=ignore_instrument, output=output, overwrite=overwrite)
+    summaries: list[dict] = []
+    if len(sources) == 1 and sources[0].single_frames:
+        code = for_each_input([sources[0].name], lambda _: summaries.append(_infer_one(sources[0], output, run)))
+    else:
+        by_path = {s.name: s for s in sources}
+        code = for_each_input(inputs, lambda p: summaries.append(_infer_one(by_path[p], _target(p, output, len(inputs)), run)))
+    if as_json:
+        opt.print_json({"command": "infer-tiles", "model": loaded["name"], "model_sha256": loaded["sha256"],
+                        "results": summaries, "failed": len(sources) - len(summaries)})
+    return code
+
+
+def _infer_one(source: "_VideoSource", target: str, run: dict) -> dict:
+    from astropy.io import fits
+
+    from dancekit.io.fits_out import check_output, write_hdus
+    from dancekit.io.provenance import Provenance, carry_header
+    from dancekit.unet.inference import expected_windows, infer_video
+
+    check_output(target, run["overwrite"])
+    settings, loaded = run["settings"], run["loaded"]
+    with source.open() as video:
+        header = video.header
+        if not run["ignore_instrument"]:
+            _check_instrument(loaded, header, source.name)
+        gain = _gain(header, run["cfg"])
+        total = expected_windows(video.n_frames, settings["context"], settings["stride"])
+        started = time.perf_counter()
+        with progress(f"infer-tiles {source.name}", total) as advance:
+            result = infer_video(video.read, video.n_frames, video.shape, loaded["model"], gain=gain,
+                                 progress=advance, **settings)
+        seconds = time.perf_counter() - started
+    if result.masked_frames:
+        log.warning("%s: %d frame(s) without any finite pixel were masked: %s", source.name,
+                    len(result.masked_frames), _ranges(result.masked_frames))
+    if result.replaced_pixels:
+        log.warning("%s: %d non-finite pixel(s) replaced by their frame's median", source.name, result.replaced_pixels)
+    out = fits.PrimaryHDU(result.image)
+    carry_header(header, out.header)
+    _describe(out.header, result, settings, loaded, gain)
+    Provenance.from_argv(config_hash=run["cfg_hash"]).apply(out.header)
+    hdus = [out]
+    if result.average is not None:
+        mean = fits.ImageHDU(result.average, name="AVERAGE")
+        carry_header(header, mean.header)
+        mean.header["NCOMBINE"] = (result.n_frames - len(result.masked_frames), "frames averaged (plain mean)")
+        hdus.append(mean)
+    write_hdus(fits.HDUList(hdus), target, run["overwrite"])
+    log.info("%s: %d windows x %d tiles in %.1f s (%.2f frames/s) -> %s", source.name, result.n_windows,
+             result.n_tiles, seconds, result.n_frames / seconds, target)
+    return {"input": source.name, "output": target, "frames": result.n_frames, "windows": result.n_windows,
+            "tiles": result.tiles_processed, "masked_frames": result.masked_frames,
+            "replaced_pixels": result.replaced_pixels, "background": result.background_mode,
+            "background_level": float(result.background.mean()), "seconds": round(seconds, 3),
+            "frames_per_s": result.n_frames / seconds, "tiles_per_s": result.tiles_processed / seconds}
+
+
+def _describe(header: Any, result: Any, settings: dict, loaded: dict, gain: float) -> None:
+    header["MODEL"] = (loaded["name"][-68:], "U-Net checkpoint file")
+    header["MODELSHA"] = loaded["sha256"]
+    header["MODELFMT"] = (loaded["format"], "checkpoint format")
+    header["CONTEXT"] = (result.context, "frames per inference window")
+    header["TSTRIDE"] = (result.stride, "frames between window starts")
+    header["NWINDOW"] = (result.n_windows, "windows averaged")
+    header["TILE"] = (settings["tile"], "tile side [pixels]")
+    header["OVERLAP"] = (float(settings["overlap"]), "tile overlap fraction (linear-ramp blending)")
+    header["NTILES"] = (result.n_tiles, "tiles per window")
+    header["NCOMBINE"] = (result.n_frames - len(result.masked_frames), "frames used")
+    header["NMASKED"] = (len(result.masked_frames), "frames masked (no finite pixel)")
+    header["NPIXREPL"] = (result.replaced_pixels, "non-finite pixels replaced by the frame median")
+    header["ANSCINV"] = (loaded["inverse"], "inverse Anscombe transform of the model")
+    header["GAINUSED"] = (float(gain), "e-/unit used to reach electrons for Anscombe")
+    header["BKGMODE"] = (result.background_mode, "sky: restored (included) or subtracted")
+    header["BKGSUB"] = (result.background_mode == "subtract", "True: the sky level is NOT in the data")
+    header["BKGLEVEL"] = (float(result.background.mean()), "mean per-tile sky level removed [BUNIT]")
+    if result.masked_frames:
+        header.add_history(f"masked frames (no finite pixel): {_ranges(result.masked_frames)}")
+    for key, value in loaded["summary"].items():
+        header.add_history(f"model training {key}: {value}"[:72])
+
+
+class _VideoSource:
+    """A video to read frames from: one (T, H, W) cube, or single-frame (H, W) files in order."""
+
+    def __init__(self, name: str, paths: list[str], ext: Optional[str], single_frames: bool):
+        self.name, self.paths, self.ext, self.single_frames = name, paths, ext, single_frames
+
+    @classmethod
+    def plan(cls, inputs: list[str], ext: Optional[str]) -> list["_VideoSource"]:
+        """All 2-D inputs (more than one) form one video; otherwise each input is a cube."""
+        from dancekit.io.fits_in import FitsReader
+
+        if len(inputs) < 2:
+            return [cls(p, [p], ext, False) for p in inputs]
+        dims, errors = {}, {}
+        for path in inputs:
+            try:
+                with FitsReader(path) as reader:
+                    dims[path] = reader.image_info(ext, (2, 3)).shape
+            except InputError as exc:
+                errors[path] = exc  # a bad cube is reported and skipped when processed
+        flat = [p for p in dims if len(dims[p]) == 2]
+        cubes = [p for p in dims if len(dims[p]) == 3]
+        if flat and cubes:
+            raise InputError(f"{flat[0]} is a single frame but {cubes[0]} is a cube; give either cubes "
+                             "(one output each) or single frames (one video)")
+        if not flat:
+            return [cls(p, [p], ext, False) for p in inputs]
+        if errors:  # a frame of a one-file-per-frame video is missing: the video is unusable
+            path, exc = next(iter(errors.items()))
+            raise exc.with_source(path)
+        first = dims[inputs[0]]
+        for path in inputs[1:]:
+            if dims[path] != first:
+                raise InputError(f"frame {path} is {dims[path][0]}x{dims[path][1]} px but the first frame "
+                                 f"{inputs[0]} is {first[0]}x{first[1]} px; all frames of a video must match")
+        return [cls(inputs[0], list(inputs), ext, True)]
+
+    def open(self) -> "_OpenVideo":
+        return _OpenVideo(self)
+
+
+class _OpenVideo:
+    def __init__(self, source: _VideoSource):
+        from dancekit.io.fits_in import FitsReader
+
+        self.source = source
+        self.reader = FitsReader(source.paths[0])
+        info = self.reader.image_info(source.ext, 2 if source.single_frames else (2, 3))
+        if len(info.shape) != 3 and not source.single_frames:
+            raise InputError(f"is a single {info.shape[0]}x{info.shape[1]} image, not a (T, H, W) video; "
+                             "give several frames to form a video")
+        self.index = info.index
+        self.header = self.reader.header(info.index)
+        self.shape = tuple(info.shape[-2:])
+        self.n_frames = len(source.paths) if source.single_frames else info.shape[0]
+
+    def read(self, start: int, stop: int):
+        if not self.source.single_frames:
+            return self.reader.frames(start, stop, self.index)
+        import numpy as np
+        from dancekit.io.fits_in import FitsReader
+
+        frames = []
+        for path in self.source.paths[start:stop]:
+            with FitsReader(path) as reader:
+                frame = reader.image(self.source.ext, 2)
+            if frame.shape != self.shape:
+                raise InputError(f"frame {path} is {frame.shape} but the first frame {self.source.paths[0]} is {self.shape}")
+            frames.append(frame)
+        return np.stack(frames)
+
+    def __enter__(self) -> "_OpenVideo":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.reader.close()
+
+
+def _model_path(path: Optional[str]) -> str:
+    if path is None:
+        if not BUNDLED_MODEL.exists():
+            raise InputError(f"no bundled model at {BUNDLED_MODEL}; pass --model PATH "
+                             "(a dancekit checkpoint from train-unet or DanceCam's .pth)", source="--model")
+        return str(BUNDLED_MODEL)
+    if not os.path.isfile(path):
+        raise InputError("no such model file", source=path)
+    return path
+
+
+def _read_model(path: str) -> dict:
+    """Hash and load a checkpoint (``torch.load(weights_only=True)``: nothing in it is executed)."""
+    import torch
+
+    from dancekit.unet.checkpoint import load_state_dict_any
+    from dancekit.unet.model import build_unet
+    from dancekit.unet.preprocess import INVERSES
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle refusals, zip errors: the file is not a safe checkpoint
+        raise InputError(f"not a loadable torch checkpoint ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})",
+                         source=path) from None
+    try:
+        config, state_dict = load_state_dict_any(obj)
+    except InputError as exc:
+        raise exc.with_source(path)
+    network = build_unet(config)
+    network.load_state_dict(state_dict, strict=True)
+    is_dancekit = isinstance(obj, dict) and "model_config" in obj
+    inverse = obj.get("inverse", "unbiased") if isinstance(obj, dict) else "unbiased"
+    if inverse not in INVERSES:
+        raise InputError(f"checkpoint names an unknown Anscombe inverse '{inverse}' (allowed: {', '.join(INVERSES)})", source=path)
+    stored_context = obj.get("context") if isinstance(obj, dict) else None
+    if stored_context is not None and int(stored_context) != config.in_channels:
+        raise InputError(f"checkpoint says context {stored_context} but its network takes {config.in_channels} frames", source=path)
+    summary = next((obj[k] for k in SUMMARY_KEYS if isinstance(obj, dict) and isinstance(obj.get(k), dict)), {})
+    return {"model": network, "name": os.path.basename(path), "path": path, "sha256": digest.hexdigest(),
+            "format": "dancekit" if is_dancekit else "DanceCam", "inverse": inverse,
+            "instrument": obj.get("instrument") if isinstance(obj, dict) else None,
+            "tile": obj.get("tile") if isinstance(obj, dict) and isinstance(obj.get("tile"), int) else None,
+            "context": config.in_channels, "summary": summary}
+
+
+def _checked_context(context: Optional[int], loaded: dict) -> int:
+    if context is None:
+        return loaded["context"]
+    if context != loaded["context"]:
+        raise ParameterError(f"--context {context} but the model {loaded['name']} was trained on windows of "
+                             f"{loaded['context']} frames", source="--context")
+    return context
+
+
+def _check_instrument(loaded: dict, header: Any, name: str) -> None:
+    instrument = loaded["instrument"]
+    if isinstance(instrument, dict):
+        instrument = instrument.get("instrument") or instrument.get("name")
+    video = header.get("INSTRUME")
+    if not instrument or not video:
+        return
+    if str(instrument).strip().casefold() != str(video).strip().casefold():
+        raise InputError(f"the model {loaded['name']} was trained for instrument '{instrument}' but the video's "
+                         f"INSTRUME is '{video}'; pass --ignore-instrument to run it anyway", source=name)
+
+
+def _gain(header: Any, cfg: Any) -> float:
+    """Electrons per input unit: 1 for BUNIT electron; the header's GAIN (else the config's) for ADU."""
+    unit = str(header.get("BUNIT", "electron")).strip().lower()
+    if unit in ("adu", "count", "counts", "dn"):
+        if "GAIN" in header:
+            return float(header["GAIN"])
+        log.warning("BUNIT is %s and the header has no GAIN: using the config's camera.gain = %g e-/ADU",
+                    unit, cfg.camera.gain)
+        return float(cfg.camera.gain)
+    return 1.0
+
+
+def _positive(value: int, option: str) -> int:
+    if value < 1:
+        raise ParameterError(f"must be a positive integer, got {value}", source=option)
+    return value
+
+
+def _target(path: str, output: str, n_inputs: int) -> str:
+    from dancekit.io.fits_out import output_for
+
+    return output_for(path, output, n_inputs)
+
+
+def _ranges(indices: list[int]) -> str:
+    """[1, 2, 3, 7] -> '1-3, 7'."""
+    parts, start = [], None
+    for i, value in enumerate(indices):
+        if start is None:
+            start = value
+        if i + 1 == len(indices) or indices[i + 1] != value + 1:
+            parts.append(f"{start}" if start == value else f"{start}-{value}")
+            start = None
+    return ", ".join(parts)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("infer-tiles")(infer_tiles)

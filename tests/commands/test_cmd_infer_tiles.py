@@ -1,0 +1,157 @@
+"""``dancekit infer-tiles`` through the real entry point: products, headers, and refusals."""
+
+import hashlib
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+
+from dancekit.unet.checkpoint import checkpoint_entries
+from dancekit.unet.config import UNetConfig
+from dancekit.unet.inference import infer_video
+from dancekit.unet.model import build_unet
+from dancekit.unet.transforms import inverse_anscombe
+from tests.conftest import make_wcs
+
+SMALL = UNetConfig(in_channels=4, n_stages=3, features=(4, 8, 8), strides=(1, 2, 2),
+                   blocks_per_stage=(1, 1, 1), decoder_convs_per_stage=(1, 1))
+
+
+def save_dancekit(path, model, **extra):
+    torch.save({**checkpoint_entries(model), "context": model.config.in_channels, "inverse": "unbiased",
+                "instrument": "C2PU-Omicron", "training_summary": {"epochs": 3, "val_loss": 0.125}, **extra}, path)
+    return path
+
+
+def constant_output_model(value):
+    """A real U-Net whose weights are zero but the full-resolution head's bias: it outputs ``value``
+    (Anscombe units) everywhere, whatever the input, so blending can be checked end to end."""
+    model = build_unet(SMALL, seed=0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.decoder.seg_layers[-1].bias.fill_(value)  # the last head is the finest
+    return model
+
+
+def write_video(path, cube, **keys):
+    header = make_wcs(cube.shape[-2:]).to_header()
+    header["BUNIT"] = "electron"
+    header["EXPTIME"] = (0.19, "s")
+    header["DATE-OBS"] = "2022-05-27T22:10:00"
+    header["INSTRUME"] = "C2PU-Omicron"
+    for key, value in keys.items():
+        header[key] = value
+    fits.PrimaryHDU(cube.astype(np.float32), header=header).writeto(path)
+    return path
+
+
+@pytest.fixture
+def noisy_cube():
+    rng = np.random.default_rng(7)
+    return rng.poisson(40.0, size=(7, 48, 67)).astype(np.float32)
+
+
+def test_constant_video_through_a_constant_output_model_gives_a_constant_image(cli, tmp_path):
+    """Odd size, 3 x 4 overlapping tiles with snapped edges: with the sky restored, every pixel is
+    the sky plus the inverse Anscombe of the model's constant output, seams included."""
+    model_path = save_dancekit(tmp_path / "m.pt", constant_output_model(3.0))
+    cube = np.full((6, 50, 73), 250.0, dtype=np.float32)
+    video = write_video(tmp_path / "v.fits", cube)
+    result = cli("infer-tiles", video, "--model", model_path, "--tile", "32", "--batch", "5", "-o", tmp_path / "out.fits")
+    assert result.returncode == 0, result.stderr.decode()
+    with fits.open(tmp_path / "out.fits", checksum=True) as hdul:
+        image, header = hdul[0].data, hdul[0].header
+    expected = 250.0 + float(inverse_anscombe(np.array(3.0)))
+    assert image.shape == (50, 73)
+    np.testing.assert_allclose(image, expected, rtol=1e-5)
+    assert header["BKGMODE"] == "restore" and header["BKGSUB"] is False
+    assert header["BKGLEVEL"] == pytest.approx(250.0)
+    assert header["NWINDOW"] == 3 and header["CONTEXT"] == 4 and header["NTILES"] == 3 * 4  # rows start 0, 16, 18; columns 0, 16, 32, 41
+
+
+def test_product_carries_header_wcs_model_identity_average_and_masked_frames(cli, tmp_path, noisy_cube):
+    model_path = save_dancekit(tmp_path / "m.pt", build_unet(SMALL, seed=4))
+    noisy_cube = np.concatenate([noisy_cube, noisy_cube[:2]])  # 9 frames, 3 of them NaN
+    noisy_cube[[1, 2, 5]] = np.nan
+    video = write_video(tmp_path / "v.fits", noisy_cube, FILTER="SDSS-r")
+    out = tmp_path / "out.fits"
+    result = cli("infer-tiles", video, "--model", model_path, "--tile", "32", "--stride", "2", "--average",
+                 "--background", "subtract", "--json", "-o", out)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "3 frame(s) without any finite pixel were masked: 1-2, 5" in result.stderr.decode()
+    summary = json.loads(result.stdout)
+    assert summary["model_sha256"] == hashlib.sha256(model_path.read_bytes()).hexdigest()
+    assert summary["results"][0]["windows"] == 2 and summary["results"][0]["frames"] == 9
+    assert summary["results"][0]["masked_frames"] == [1, 2, 5]
+    with fits.open(out) as hdul:
+        header = hdul[0].data, hdul[0].header
+        image, header = header
+        assert header["MODELSHA"] == summary["model_sha256"] and header["MODELFMT"] == "dancekit"
+        assert header["CRVAL1"] == pytest.approx(250.42) and header["FILTER"] == "SDSS-r" and header["BUNIT"] == "electron"
+        assert header["BKGSUB"] is True and header["TSTRIDE"] == 2
+        assert header["NMASKED"] == 3 and header["NCOMBINE"] == 6 and header["NWINDOW"] == 2
+        assert any("model training epochs: 3" in h for h in header["HISTORY"])
+        assert "DKVERS" in header and "DKCFGH" in header
+        np.testing.assert_allclose(hdul["AVERAGE"].data, np.nanmean(noisy_cube, axis=0), rtol=1e-5)
+    assert np.isfinite(image).all() and image.shape == (48, 67)
+
+
+def test_dancecam_checkpoint_format_and_stdin_to_stdout(cli, tmp_path, noisy_cube):
+    model = build_unet(SMALL, seed=5)
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "dancecam.pth")
+    video = write_video(tmp_path / "v.fits", noisy_cube)
+    result = cli("infer-tiles", "-", "--model", tmp_path / "dancecam.pth", "--tile", "32", "--stride", "3",
+                 "-o", "-", stdin=video.read_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    with fits.open(__import__("io").BytesIO(result.stdout)) as hdul:
+        assert hdul[0].header["MODELFMT"] == "DanceCam" and hdul[0].data.shape == (48, 67)
+
+
+def bad_cases(tmp_path, cube):
+    model_path = save_dancekit(tmp_path / "m.pt", build_unet(SMALL, seed=4))
+    other = save_dancekit(tmp_path / "other.pt", build_unet(SMALL, seed=4), instrument="LAMOST-guide")
+    video = write_video(tmp_path / "v.fits", cube)
+    nan_video = write_video(tmp_path / "nan.fits", np.where(np.arange(7)[:, None, None] < 4, np.nan, cube))
+    fits.PrimaryHDU(cube[0]).writeto(tmp_path / "a.fits")
+    fits.PrimaryHDU(cube[0, :, :60]).writeto(tmp_path / "b.fits")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip archive")
+    return {
+        "context": (["--context", "8", video, "--model", model_path],
+                    "--context: --context 8 but the model m.pt was trained on windows of 4 frames"),
+        "instrument": ([video, "--model", other],
+                       "trained for instrument 'LAMOST-guide' but the video's INSTRUME is 'C2PU-Omicron'"),
+        "nan": ([nan_video, "--model", model_path],
+                "only 3 of the 7 frames are usable .4 have no finite pixel.* context of 4"),
+        "shapes": ([tmp_path / "a.fits", tmp_path / "b.fits", "--model", model_path],
+                   "frame .*b.fits is 48x60 px but the first frame .*a.fits is 48x67 px"),
+        "model file": ([video, "--model", tmp_path / "junk.pt"], "junk.pt: not a loadable torch checkpoint"),
+        "no bundled": ([video], "no bundled model at .*c2pu_default.pt; pass --model PATH"),
+    }
+
+
+@pytest.mark.parametrize("case", ["context", "instrument", "nan", "shapes", "model file", "no bundled"])
+def test_bad_inputs_exit_2_naming_both_sides_and_leave_nothing(cli, tmp_path, noisy_cube, case):
+    args, message = bad_cases(tmp_path, noisy_cube)[case]
+    out = tmp_path / "out.fits"
+    result = cli("infer-tiles", *args, "--tile", "32", "-o", out)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    assert stderr.startswith("error: ") and len(stderr.strip().splitlines()) == 1, stderr
+    assert re.search(message, stderr), (message, stderr)
+    assert not out.exists() and not list(tmp_path.glob(".out.fits*"))
+
+
+def test_single_frame_files_form_one_video_in_the_order_given(cli, tmp_path, noisy_cube):
+    model = build_unet(SMALL, seed=4)
+    model_path = save_dancekit(tmp_path / "m.pt", model)
+    frames = [write_video(tmp_path / f"f{i}.fits", noisy_cube[i]) for i in range(5)]
+    result = cli("infer-tiles", *frames, "--model", model_path, "--tile", "32", "-o", tmp_path / "from_frames.fits")
+    assert result.returncode == 0, result.stderr.decode()
+    cube = noisy_cube[:5]
+    expected = infer_video(lambda a, b: cube[a:b], 5, cube.shape[1:], model, tile=32)
+    np.testing.assert_allclose(fits.getdata(tmp_path / "from_frames.fits"), expected.image, rtol=1e-5, atol=1e-4)
+    assert fits.getheader(tmp_path / "from_frames.fits")["NWINDOW"] == 2
