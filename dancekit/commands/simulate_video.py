@@ -19,6 +19,7 @@ from dancekit.io.fits_out import check_output
 from dancekit.io.memory import available_memory, format_bytes
 from dancekit.io.provenance import Provenance
 
+SCREEN_BUILD_BYTES = 100  # measured peak bytes per screen pixel while a screen is generated
 M92 = (259.28076, 43.13594)  # deg, ICRS centre of M92 (Harris 1996, 2010 edition): the default pointing
 
 
@@ -188,7 +189,9 @@ def _check_memory(shape, frames, optics, atmosphere):
     field_radius = math.hypot(*shape) / 2 * optics.pixel_scale
     duration = frames / (1 / optics.frame_interval) + optics.exposure
     cube = 3 * frames * shape[0] * shape[1] * 4  # noise-free, noisy and the written copy, float32
-    screens = 2 * screen_pixels(atmosphere, grid, duration, field_radius) * 4  # the screen and its FFT work space
+    sizes = screen_pixels(atmosphere, grid, duration, field_radius)
+    # float32 screens are kept (4 B/px); making one briefly needs ~100 B/px (complex FFT, subharmonics)
+    screens = 4 * sum(sizes) + SCREEN_BUILD_BYTES * max(sizes)
     estimate = cube + screens + 512 * 2**20
     available = available_memory()
     if available and estimate > available:

@@ -131,49 +131,94 @@ def layer_phase(layer: LayerScreen, n: int, angles, times) -> torch.Tensor:
     times = torch.as_tensor(times, dtype=torch.float64, device=phase.device).reshape(-1)
     if angles.shape[0] != times.shape[0]:
         raise ParameterError(f"{angles.shape[0]} angles but {times.shape[0]} times: one each per window")
-    base, offset = _window_coordinates(layer, n, angles, times)
-    corners = base[[0, 0, -1, -1], [0, -1, 0, -1]]  # the window is affine: extremes at corners
-    reach = corners[None] + offset[:, None, :]  # (B, 4, 2)
-    rows, cols = phase.shape
-    low, high = reach.amin(dim=(0, 1)), reach.amax(dim=(0, 1))
-    if low.min() < 0 or high[0] > cols - 1 or high[1] > rows - 1:
-        raise ParameterError(
-            f"a pupil window leaves the {rows}x{cols} screen of the layer at {layer.height:g} m "
-            f"(screen pixels {low.tolist()} to {high.tolist()}): make the screen with "
-            "screen_geometry() for the longest time and widest field used"
-        )
-    return _bilinear(phase, base, offset)
+    return WindowSampler(layer, n)(angles, times).reshape(-1, n, n)
 
 
-def _window_coordinates(layer: LayerScreen, n, angles, times) -> torch.Tensor:
-    """Screen coordinates (col, row) of the pupil pixels, base (n, n, 2), plus per-window offsets
-    (B, 2): the window b samples the screen at base + offset[b]."""
+class WindowSampler:
+    """Bilinear samples of one layer at a fixed set of pupil pixels, for many windows.
+
+    The window of (angle theta, time t) samples the screen at base + offset: base (P, 2) is the
+    pupil grid in screen pixels (rotated into the wind frame, fixed), offset (2,) is
+    (h theta - v t) in screen pixels. ``pixels``: (P,) flat indices into the n x n grid (row-major)
+    where the phase is needed (e.g. inside the pupil), None for all n^2. Windows of a ground
+    layer (h = 0) that share a time are interpolated once. Raises like :func:`layer_phase` when a
+    window leaves the screen.
+    """
+
+    def __init__(self, layer: LayerScreen, n: int, pixels: torch.Tensor | None = None):
+        self.layer = layer
+        rows, cols = layer.phase.shape
+        base = _base_coordinates(layer, n)  # (n, n, 2) float64
+        device = base.device
+        self._corners = base[[0, 0, -1, -1], [0, -1, 0, -1]]  # the window is affine: extremes at corners
+        self._scale = torch.tensor([2.0 / (cols - 1), 2.0 / (rows - 1)], dtype=torch.float64, device=device)
+        self._wind = torch.tensor(layer.wind, dtype=torch.float64, device=device)
+        base = base.reshape(-1, 2) if pixels is None else base.reshape(-1, 2)[pixels.to(device)]
+        # align_corners=True: pixel i at normalised -1 + 2 i / (size - 1); float32 normalised
+        # coordinates cost ~6e-8 * size px of position accuracy. Planar (2, P): a broadcast add
+        # over an interleaved last axis of 2 is ~10x slower.
+        self._grid = (base * self._scale - 1.0).to(torch.float32).T.contiguous()  # (2, P)
+        self._source = layer.phase.to(torch.float32)[None, None]  # (1, 1, rows, cols)
+
+    def offsets(self, angles: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """(B, 2) screen-pixel offsets (col, row) of the windows, float64."""
+        layer = self.layer
+        shift = layer.height * angles - times[:, None] * self._wind  # (B, 2) metres
+        return _to_screen_frame(shift, layer.direction, layer.sampling)
+
+    def __call__(self, angles: torch.Tensor, times: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """Phases (B, P) float32 (rad) for float64 angles (B, 2) (rad) and times (B,) (s)."""
+        samples, inverse = self.distinct(angles, times, check)
+        return samples if inverse is None else samples[inverse]
+
+    def distinct(self, angles: torch.Tensor, times: torch.Tensor,
+                 check: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Phases (U, P) of the distinct windows and the index (B,) of each window among them
+        (None when all B are computed). ``check=False`` skips the bounds check (for callers that
+        checked the extreme windows already, with :meth:`check_inside`)."""
+        device = self._source.device
+        angles, times = angles.to(device), times.to(device)
+        inverse = None
+        if self.layer.height == 0:  # every star sees the same window at a given time
+            unique, where = torch.unique(times, return_inverse=True)
+            if unique.shape[0] < times.shape[0]:
+                # any window of a time will do: they are identical (h theta = 0)
+                first = torch.empty_like(unique, dtype=torch.long).scatter_(
+                    0, where, torch.arange(times.shape[0], device=device))
+                angles, times, inverse = angles[first], times[first], where
+        offset = self.offsets(angles, times)
+        if check:
+            self._check_offsets(offset)
+        grid = self._grid[None] + (offset * self._scale).to(torch.float32)[:, :, None]  # (U, 2, P)
+        samples = torch.nn.functional.grid_sample(self._source, grid.permute(0, 2, 1)[None], mode="bilinear",
+                                                  padding_mode="border", align_corners=True)[0, 0]
+        return samples, inverse
+
+    def check_inside(self, angles: torch.Tensor, times: torch.Tensor) -> None:
+        """Raise unless every window (angles (B, 2), times (B,)) lies inside the screen."""
+        device = self._source.device
+        self._check_offsets(self.offsets(angles.to(device), times.to(device)))
+
+    def _check_offsets(self, offset: torch.Tensor) -> None:
+        layer = self.layer
+        rows, cols = layer.phase.shape
+        reach = self._corners[None] + offset[:, None, :]  # (B, 4, 2)
+        low, high = reach.amin(dim=(0, 1)), reach.amax(dim=(0, 1))
+        if low.min() < 0 or high[0] > cols - 1 or high[1] > rows - 1:
+            raise ParameterError(
+                f"a pupil window leaves the {rows}x{cols} screen of the layer at {layer.height:g} m "
+                f"(screen pixels {low.tolist()} to {high.tolist()}): make the screen with "
+                "screen_geometry() for the longest time and widest field used"
+            )
+
+
+def _base_coordinates(layer: LayerScreen, n) -> torch.Tensor:
+    """Screen coordinates (col, row) (n, n, 2) float64 of the pupil pixels at zero offset."""
     device = layer.phase.device
     axis = (torch.arange(n, dtype=torch.float64, device=device) - n // 2) * layer.sampling
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1)  # (n, n, 2) = (x, y)
-    wind = torch.tensor(layer.wind, dtype=torch.float64, device=device)
-    shift = layer.height * angles - times[:, None] * wind  # (B, 2) metres
     origin = torch.tensor(layer.origin, dtype=torch.float64, device=device)
-    base = _to_screen_frame(grid, layer.direction, layer.sampling) + origin  # (n, n, 2)
-    offset = _to_screen_frame(shift, layer.direction, layer.sampling)  # (B, 2)
-    return base, offset
-
-
-def _bilinear(image: torch.Tensor, base: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-    """Bilinear interpolation of ``image`` (rows, cols) at base (n, n, 2) + offset (B, 2), given
-    as (col, row) pixel coordinates; returns (B, n, n) float32.
-
-    ``grid_sample`` with align_corners=True (pixel i at normalised -1 + 2 i / (size - 1)); the
-    float32 normalised coordinates cost ~6e-8 * size px of position accuracy.
-    """
-    rows, cols = image.shape
-    scale = torch.tensor([2.0 / (cols - 1), 2.0 / (rows - 1)], dtype=base.dtype,
-                         device=base.device)
-    grid = (base * scale - 1.0).to(torch.float32)[None] + (offset * scale).to(torch.float32)[
-        :, None, None, :]
-    source = image.to(torch.float32)[None, None].expand(offset.shape[0], 1, rows, cols)
-    return torch.nn.functional.grid_sample(source, grid, mode="bilinear", padding_mode="border",
-                                           align_corners=True)[:, 0]
+    return _to_screen_frame(grid, layer.direction, layer.sampling) + origin
 
 
 def fourier_shift_screen(screen: torch.Tensor, shift) -> torch.Tensor:

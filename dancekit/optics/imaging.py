@@ -1,18 +1,29 @@
 """One short-exposure frame of a star field through the layered atmosphere (the optics core of
 ``simulate-video``): atmosphere -> pupil fields -> time-integrated PSFs -> pixel-integrated stamps
 -> scatter-added image. Memory is bounded by processing ``max_windows`` pupil fields at a time.
+
+The windows go through :class:`dancekit.optics.batched_psf.BatchedPSF` (the same physics as
+:func:`dancekit.optics.propagation.atmospheric_pupil_fields` + :func:`dancekit.optics.psf.fine_psf`,
+organised so that the FFTs dominate); the sub-steps of a star are summed before one real FFT per
+star does the pixel integration and the sub-pixel shift.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from dancekit.errors import ParameterError
 from dancekit.optics._validate import non_negative, positive
+from dancekit.optics.batched_psf import BatchedPSF
 from dancekit.optics.frozen_flow import LayerScreen
-from dancekit.optics.propagation import atmospheric_pupil_fields
-from dancekit.optics.psf import _detector_stamps, _fine_psf_unshifted, _oversampling, add_stamps
-from dancekit.optics.psf import split_positions
+from dancekit.optics.psf import DetectorSampling, _oversampling, _psf_otf, _stamps_from_otf, split_positions
+
+
+#: Default batch, in pupil-grid samples (windows x n^2) per batch of windows: the fastest on CPU
+#: (torch 2.13, C2PU n = 128; bench_simulate_video.py). Larger Fresnel batches keep so many large
+#: temporaries alive that the allocator returns memory to the system and page-faults it back.
+BATCH_SAMPLES = {"geometric": 128 * 128**2, "fresnel": 32 * 128**2}
 
 
 def pixel_to_field_angle(positions, image_shape, pixel_scale: float) -> torch.Tensor:
@@ -49,7 +60,7 @@ def render_frame(
     n_substeps: int = 1,
     incident: torch.Tensor | None = None,
     mode: str = "fresnel",
-    max_windows: int = 512,
+    max_windows: int | None = None,
 ) -> torch.Tensor:
     """Noise-free frame (H, W) float32: every star with its own time-integrated turbulent PSF.
 
@@ -59,7 +70,10 @@ def render_frame(
     field_angles (K, 2) rad (:func:`pixel_to_field_angle`); the frame integrates ``n_substeps``
     instantaneous PSFs over [t_start, t_start + exposure] (s). ``incident``: Tukey wave for Fresnel
     mode. Each star's flux lands in the image (exactly, in geometric mode) unless its stamp of
-    n / oversampling px hangs over the edge.
+    n / oversampling px hangs over the edge. ``max_windows``: pupil fields (star x sub-step) per
+    batch, which bounds the memory (~6 complex n x n arrays per window); None: the fastest on
+    CPU (:data:`BATCH_SAMPLES`). Stars are taken in a spatial order (any order gives the same image
+    up to float rounding).
     """
     ovs = _oversampling(oversampling)
     n = pupil.shape[-1]
@@ -74,18 +88,57 @@ def render_frame(
     times = substep_times(t_start, exposure, n_substeps)
     k = times.shape[0]
     device = pupil.device
-    image = torch.zeros(*(int(v) for v in image_shape), dtype=torch.float32, device=device)
+    height, width = (int(v) for v in image_shape)
+    image = torch.zeros(height * width, dtype=torch.float32, device=device)
     pixels, rests = split_positions(positions)
+    plan = BatchedPSF(layers, pupil, wavelength, incident=incident, mode=mode)
+    plan.check_windows(angles.repeat(2, 1), times[[0, -1]].repeat_interleave(angles.shape[0]))
+    weights = fluxes.to(device) / (k * plan.norm)  # flux / (sub-steps x fine_psf normalisation)
+    sampling = DetectorSampling(n, ovs, device)
+    s = n // ovs
+    low, high = pixels - s // 2, pixels + (s - 1 - s // 2)
+    inside = (low >= 0).all(dim=1) & (high[:, 0] < width) & (high[:, 1] < height)  # whole stamp on the image
+    local = torch.arange(s, device=device) - s // 2
+    shared_otf = None
+    if not layers:  # no atmosphere: one PSF for every star and time
+        shared_otf = _psf_otf(plan.power_sum(angles[:1], times[:1], 1)) * k
+    if max_windows is None:
+        max_windows = max(1, BATCH_SAMPLES[plan.mode] // (n * n))
     stars_per_chunk = max(1, int(max_windows) // k)
+    order = _spatial_order(pixels)  # neighbours in the image share screen regions: cache reuse
     for start in range(0, positions.shape[0], stars_per_chunk):
-        stop = min(start + stars_per_chunk, positions.shape[0])
-        c = stop - start
-        chunk_angles = angles[start:stop].repeat_interleave(k, dim=0)  # (c K, 2) star-major
-        chunk_times = times.repeat(c)
-        fields = atmospheric_pupil_fields(layers, n, chunk_angles, chunk_times, wavelength,
-                                          incident=incident, mode=mode).to(device)
-        psfs = _fine_psf_unshifted(fields, pupil).reshape(c, k, n, n).mean(dim=1)
-        stamps = _detector_stamps(psfs, rests[start:stop].to(device), ovs)
-        image = add_stamps(image, stamps * fluxes[start:stop, None, None].to(device),
-                           pixels[start:stop])
-    return image
+        chunk = order[start:start + stars_per_chunk]
+        c = chunk.shape[0]
+        if shared_otf is None:
+            chunk_angles = angles[chunk].repeat_interleave(k, dim=0)  # (c K, 2) star-major
+            otf = _psf_otf(plan.power_sum(chunk_angles, times.repeat(c), k, check=False))  # (c, n, n//2+1)
+        else:
+            otf = shared_otf
+        stamps = _stamps_from_otf(otf, rests[chunk], ovs, weights[chunk.to(device)], sampling)
+        _scatter_add_stamps(image, stamps, pixels[chunk].to(device), local, height, width,
+                            bool(inside[chunk].all()))
+    return image.reshape(height, width)
+
+
+def _spatial_order(pixels: torch.Tensor, strip: int = 16) -> torch.Tensor:
+    """Indices of stars (K, 2) (x, y) px in serpentine order over strips ``strip`` px high, so
+    that the stars of a batch are neighbours and their windows overlap on every screen."""
+    x, y = pixels[:, 0].cpu().numpy(), pixels[:, 1].cpu().numpy()
+    band = (y - y.min()) // strip
+    along = np.where(band % 2 == 0, x, -x)  # serpentine: the next strip starts where this one ends
+    return torch.from_numpy(np.lexsort((along, band)))
+
+
+def _scatter_add_stamps(image: torch.Tensor, stamps: torch.Tensor, pixels: torch.Tensor,
+                        local: torch.Tensor, height: int, width: int, inside: bool) -> None:
+    """In place: add stamps (K, S, S) centred on pixels (K, 2) (x, y) into the flat image (H W,);
+    local: (S,) stamp offsets -S//2.. ; inside: every stamp lies wholly on the image."""
+    k, s = stamps.shape[0], stamps.shape[-1]
+    ys = (pixels[:, 1, None] + local[None, :])[:, :, None]  # (K, S, 1)
+    xs = (pixels[:, 0, None] + local[None, :])[:, None, :]  # (K, 1, S)
+    if inside:
+        image.index_add_(0, (ys * width + xs).reshape(-1), stamps.reshape(-1))
+        return
+    keep = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)  # (K, S, S)
+    flat = (ys * width + xs).expand(k, s, s)[keep]
+    image.index_add_(0, flat, stamps[keep])

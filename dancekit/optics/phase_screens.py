@@ -108,8 +108,9 @@ def _fft_phase_screen(ny, nx, sampling, r0, L0, l0, generator, subharmonics, dev
         for i in (-1, 0, 1):
             if (i, j) != (0, 0):
                 psd[j % ny, i % nx] = _cell_psd(i * dfx, j * dfy, dfx, dfy, r0, L0, l0)
-    amplitudes = _complex_normal((ny, nx), generator, device) * torch.sqrt(psd * dfx * dfy)
-    screen = torch.fft.ifft2(amplitudes).real * (nx * ny)
+    amplitudes = _complex_normal((ny, nx), generator, device).mul_(psd.mul_(dfx * dfy).sqrt_())
+    del psd, f
+    screen = torch.fft.ifft2(amplitudes, out=amplitudes).real.mul(nx * ny)
     if subharmonics:
         screen = screen + _subharmonic_screen(ny, nx, sampling, r0, L0, l0, generator,
                                               subharmonics, device)
@@ -131,11 +132,16 @@ def _cell_psd(fx, fy, dfx, dfy, r0, L0, l0, sub: int = 32) -> float:
 
 
 def _subharmonic_screen(ny, nx, sampling, r0, L0, l0, generator, levels, device):
-    """Low-frequency screen: sum over levels p of 8 sinusoids at (m, n) df / 3^p, m, n in {-1,0,1}."""
+    """Low-frequency screen: sum over levels p of 8 sinusoids at (m, n) df / 3^p, m, n in {-1,0,1}.
+
+    All levels at once as the real part of Ey (ny, 3p) @ A (3p, 3p, block-diagonal) @ Ex (3p, nx),
+    taken as two real matrix products: one (ny, nx) float64 array instead of two complex ones per
+    level (the memory of a long screen), the same sum up to rounding.
+    """
     x = torch.arange(nx, dtype=torch.float64, device=device) * sampling
     y = torch.arange(ny, dtype=torch.float64, device=device) * sampling
-    low = torch.zeros(ny, nx, dtype=torch.complex128, device=device)
     offsets = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64, device=device)
+    ex_rows, ey_rows, blocks = [], [], []
     for p in range(1, levels + 1):
         dfx, dfy = 1.0 / (3**p * nx * sampling), 1.0 / (3**p * ny * sampling)
         fx, fy = offsets * dfx, offsets * dfy
@@ -143,11 +149,13 @@ def _subharmonic_screen(ny, nx, sampling, r0, L0, l0, generator, levels, device)
                                                               r0, L0, l0)
                              for k in (-1, 0, 1)] for m in (-1, 0, 1)],
                            dtype=torch.float64, device=device)  # [row m (y), column k (x)]
-        amp = _complex_normal((3, 3), generator, device) * torch.sqrt(psd * dfx * dfy)  # (3, 3)
-        ex = torch.exp(2j * math.pi * fx[:, None] * x[None, :])  # (3, nx)
-        ey = torch.exp(2j * math.pi * fy[:, None] * y[None, :])  # (3, ny)
-        low = low + ey.T @ amp @ ex  # sum_{m,n} amp[m,n] ey[m](y) ex[n](x)
-    low = low.real
+        blocks.append(_complex_normal((3, 3), generator, device) * torch.sqrt(psd * dfx * dfy))
+        ex_rows.append(torch.exp(2j * math.pi * fx[:, None] * x[None, :]))  # (3, nx)
+        ey_rows.append(torch.exp(2j * math.pi * fy[:, None] * y[None, :]))  # (3, ny)
+    amp = torch.block_diag(*blocks)  # (3p, 3p)
+    left = torch.cat(ey_rows).T  # (ny, 3p): sum_{m,n} amp[m,n] ey[m](y) ex[n](x)
+    right = amp @ torch.cat(ex_rows)  # (3p, nx)
+    low = left.real @ right.real - left.imag @ right.imag  # the real part, without a complex (ny, nx)
     return low - low.mean()
 
 

@@ -109,20 +109,61 @@ def _pixel_transfer(n: int, oversampling: int, device) -> tuple[torch.Tensor, to
     return f, torch.sinc(f * oversampling)
 
 
-def _detector_stamps(unshifted: torch.Tensor, offsets: torch.Tensor, ovs: int) -> torch.Tensor:
-    """As detector_stamps, from PSFs (B or 1, n, n) centred on [0, 0]; offsets (B, 2) in detector
-    pixels. Returns (B, S, S)."""
+def _psf_otf(unshifted: torch.Tensor) -> torch.Tensor:
+    """Half-plane OTF (B, n, n//2 + 1) of real PSFs (B, n, n) centred on [0, 0] (real FFT)."""
     n = unshifted.shape[-1]
-    s = n // ovs
-    f, mtf = _pixel_transfer(n, ovs, unshifted.device)
-    otf = torch.fft.fft2(unshifted.reshape(-1, n, n))
-    shift = offsets * ovs  # fine pixels
-    ramp_x = torch.exp(-2j * math.pi * f[None, :] * shift[:, 0:1]) * mtf  # (B, n)
-    ramp_y = torch.exp(-2j * math.pi * f[None, :] * shift[:, 1:2]) * mtf
-    otf = otf * ramp_y[:, :, None] * ramp_x[:, None, :]  # (B, n, n)
-    folded = otf.reshape(-1, ovs, s, ovs, s).sum(dim=(1, 3))  # alias onto the detector grid
-    stamps = torch.fft.ifft2(folded).real
+    return torch.fft.rfft2(unshifted.reshape(-1, n, n))
+
+
+def _detector_stamps(unshifted: torch.Tensor, offsets: torch.Tensor, ovs: int,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+    """As detector_stamps, from PSFs (B or 1, n, n) centred on [0, 0]; offsets (B, 2) in detector
+    pixels; weights: optional (B,) factors on each stamp (e.g. flux / normalisation). Returns
+    (B, S, S)."""
+    return _stamps_from_otf(_psf_otf(unshifted), offsets, ovs, weights)
+
+
+class DetectorSampling:
+    """Frequencies (cycles per fine px) and pixel transfer functions sinc(f p) of the fine grid,
+    for :func:`_stamps_from_otf`: y in FFT order (n,), x in real-FFT order (n//2 + 1,)."""
+
+    def __init__(self, n: int, oversampling: int, device=None):
+        self.n, self.oversampling = n, oversampling
+        self.fy, self.mtf_y = _pixel_transfer(n, oversampling, device)
+        self.fx = torch.fft.rfftfreq(n, device=device)
+        self.mtf_x = torch.sinc(self.fx * oversampling)
+
+
+def _stamps_from_otf(otf: torch.Tensor, offsets: torch.Tensor, ovs: int,
+                     weights: torch.Tensor | None = None,
+                     sampling: DetectorSampling | None = None) -> torch.Tensor:
+    """Stamps (B, S, S) from half-plane OTFs (B or 1, n, n//2 + 1) of centred fine PSFs.
+
+    OTF x pixel transfer function x shift ramp, then sampled at the detector pixel centres (every
+    ``ovs``-th fine pixel): folded along y onto the S detector rows and inverted there (S-point
+    FFT), inverted along x by a real FFT and decimated. The result is real because the shifted,
+    pixel-integrated PSF is; the Nyquist column carries nothing (the OTF vanishes beyond D/lambda,
+    below the grid's Nyquist frequency when n dx >= 2 D). ``sampling``: precomputed frequencies.
+    """
+    n = otf.shape[-2]
+    s, half = n // ovs, otf.shape[-1]
+    if sampling is None:
+        sampling = DetectorSampling(n, ovs, otf.device)
+    shift = offsets.to(otf.device) * ovs  # fine pixels
+    scale = float(ovs * ovs) if weights is None else weights.to(otf.device)[:, None] * (ovs * ovs)
+    ramp_x = _phase_ramp(sampling.fx, shift[:, 0:1]).mul_(sampling.mtf_x)  # (B, n//2 + 1)
+    ramp_y = _phase_ramp(sampling.fy, shift[:, 1:2]).mul_(sampling.mtf_y * scale)  # (B, n)
+    folded = (otf * ramp_y[:, :, None]).reshape(-1, ovs, s, half).sum(dim=1)  # alias onto the detector rows
+    folded.mul_(ramp_x[:, None, :])  # constant along y: applied after the fold, on 1/ovs of the data
+    rows = torch.fft.ifft(folded, dim=-2, norm="forward").div_(n)  # x-spectra of the S sampled rows
+    stamps = torch.fft.irfft(rows, n=n, dim=-1)[..., ::ovs]
     return torch.fft.fftshift(stamps, dim=(-2, -1))
+
+
+def _phase_ramp(f: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """exp(-2 pi i f shift) (B, len(f)) complex64 for frequencies f (cycles/px), shifts (B, 1) px."""
+    angle = (-2 * math.pi) * f[None, :] * shift
+    return torch.complex(torch.cos(angle), torch.sin(angle))
 
 
 def split_positions(positions) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,12 @@
+"""Strip the resume state (latest weights, Adam moments, RNG) from a train-unet checkpoint for shipping.
+
+Usage: python scripts/deployable_checkpoint.py TRAINING.pt DEPLOYABLE.pt
+"""
+
+import sys
+
+from dancekit.io.checkpoint import read_checkpoint, without_training_state, write_checkpoint
+
+if __name__ == "__main__":
+    source, target = sys.argv[1:3]
+    write_checkpoint(without_training_state(read_checkpoint(source)), target, overwrite=True)
