@@ -1,10 +1,16 @@
 """``dancekit simulate-telemetry``: synthetic NAOMI telemetry with a known r0, written as AOT.
 
-Turbulence modes Noll 2..45 (radial order ``simulation.max_radial_order``) with exactly von
-Kármán covariance and a frozen-flow-like temporal correlation (:mod:`dancekit.ao.synthetic`),
-through the geometric 4x4 Shack-Hartmann model plus white slope noise at a chosen S/N,
-reconstructed into Noll 2-15; optionally a closed loop (modal integrator with gain and delay)
-logging DM commands and residual slopes. Written with aotpy like the NAOMI translator writes real
+Two turbulence models (``--model``, default ``simulation.model``):
+
+* ``screens``: moving multi-layer von Kármán phase screens (``simulation.layers``, frozen flow at
+  the loop rate, :mod:`dancekit.ao.telemetry_screens`), so every Zernike order reaches the
+  sensor (real aliasing);
+* ``exact``: modes Noll 2..45 (radial order ``simulation.max_radial_order``) drawn exactly from
+  the von Kármán covariance with a frozen-flow-like time correlation (:mod:`dancekit.ao.synthetic`).
+
+Either way: the geometric 4x4 Shack-Hartmann slopes plus white slope noise at a chosen S/N,
+reconstructed into Noll 2-15 with the library reconstructor; optionally a closed loop (modal
+integrator with gain and delay) logging DM commands and residual slopes. Written with aotpy like the NAOMI translator writes real
 data (modal unit ``loop.modal_unit``, not stated in the file), so fit-r0 reads it the same way.
 """
 
@@ -26,6 +32,11 @@ class TelemetryFormat(str, Enum):
     modal = "modal"
 
 
+class TurbulenceModel(str, Enum):
+    screens = "screens"
+    exact = "exact"
+
+
 @cli_command
 def simulate_telemetry(
     output: opt.Output,
@@ -40,18 +51,22 @@ def simulate_telemetry(
     closed_loop: Annotated[bool, typer.Option("--closed-loop", help="Close the loop with a modal integrator (logs DM commands and residual slopes).")] = False,
     gain: Annotated[Optional[float], typer.Option("--gain", help="Integrator gain of the closed loop (default loop.gain).")] = None,
     delay: Annotated[Optional[int], typer.Option("--delay", min=1, help="Loop delay in frames: the command logged at frame k acts from frame k + DELAY (default loop.delay x frame rate, rounded).")] = None,
-    wind: Annotated[Optional[float], typer.Option("--wind", help="Effective wind speed, m/s (default simulation.wind_speed).")] = None,
+    wind: Annotated[Optional[float], typer.Option("--wind", help="Effective wind speed, m/s: model exact's speed (default simulation.wind_speed); model screens scales the layers' winds to this Cn2-weighted 5/3-moment (default: the layers' own).")] = None,
     airmass: Annotated[float, typer.Option("--airmass", help="Airmass written as the telescope elevation.")] = 1.0,
     file_format: Annotated[TelemetryFormat, typer.Option("--format", help="aot (the AOT standard) or modal (plain FITS of pseudo-open-loop modes in rad).")] = TelemetryFormat.aot,
+    model: Annotated[Optional[TurbulenceModel], typer.Option("--model", help="screens (moving multi-layer phase screens, simulation.layers) or exact (modes drawn from the von Kármán covariance); default simulation.model.")] = None,
     seed: opt.Seed = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
 ):
     """Simulate NAOMI-like AO telemetry with a known r0 and L0, as an AOT file.
 
-    The r0, L0, S/N, slope noise, wind and seed are recorded in the primary header (SIM* cards)
-    and the true r0 in an AOT_ATMOSPHERIC_PARAMETERS row, so fit-r0 can be checked against them.
-    Statistics are exactly von Kármán (not moving phase screens); no aliasing above Noll 45.
+    By default the turbulence is moving multi-layer von Kármán phase screens (the config's
+    simulation.layers, frozen flow at the loop rate) seen by a geometric Shack-Hartmann, so all
+    Zernike orders alias into the 14 reconstructed modes as on the sky; --model exact draws the
+    modes exactly from the von Kármán covariance instead (no aliasing above Noll 45). The r0, L0,
+    S/N, slope noise, wind, model and seed are recorded in the primary header (SIM* cards) and the
+    true r0 in an AOT_ATMOSPHERIC_PARAMETERS row, so fit-r0 can be checked against them.
 
     Example: dancekit simulate-telemetry --r0 0.12 --L0 25 --snr 5 --closed-loop --seed 1 -o telemetry.fits
     """
@@ -59,6 +74,8 @@ def simulate_telemetry(
     from dancekit.ao.seeing import seeing_from_r0
     from dancekit.ao.shack_hartmann import interaction_matrix, reconstructor
     from dancekit.ao.synthetic import modal_correlation_frames, simulate_telemetry as simulate, slope_noise_for_snr
+    from dancekit.ao.telemetry_screens import (TurbulentLayer, effective_wind_speed, simulate_screen_telemetry,
+                                                with_effective_wind_speed)
     from dancekit.ao.zernike import n_modes_to_order
     from dancekit.commands.fit_r0 import fit_noll
     from dancekit.io.aot import write_aot, write_modal_fits
@@ -73,9 +90,10 @@ def simulate_telemetry(
     r0 = cfg.reference.r0 if r0 is None else r0
     outer_scale = cfg.reference.L0 if outer_scale is None else outer_scale
     rate = cfg.loop.frame_rate if framerate is None else framerate
-    wind = cfg.simulation.wind_speed if wind is None else wind
+    model = TurbulenceModel(cfg.simulation.model) if model is None else model
     gain = cfg.loop.gain if gain is None else gain
-    for name, value in (("--r0", r0), ("--L0", outer_scale), ("--duration", duration), ("--framerate", rate), ("--wind", wind)):
+    for name, value in (("--r0", r0), ("--L0", outer_scale), ("--duration", duration), ("--framerate", rate),
+                        ("--wind", cfg.simulation.wind_speed if wind is None else wind)):
         if not value > 0 or (name != "--L0" and not np.isfinite(value)):
             raise ParameterError(f"must be a positive number, got {value}", source=name)
     if not (np.isfinite(airmass) and airmass >= 1):
@@ -101,10 +119,23 @@ def simulate_telemetry(
         raise ParameterError(f"must be >= 0 rad/m, got {slope_noise}", source="--slope-noise")
     else:
         snr = None
-    correlation = modal_correlation_frames(range(2, max_noll + 1), wind, diameter, rate)
-    sim = simulate(r0, outer_scale, n_frames=n_frames, diameter=diameter, controlled_noll=controlled,
-                   max_noll=max_noll, correlation_frames=correlation, slope_noise=slope_noise,
-                   loop_gain=gain if closed_loop else 0.0, loop_delay=loop_delay, seed=seed, **geometry)
+    if model is TurbulenceModel.exact:
+        wind = cfg.simulation.wind_speed if wind is None else wind
+        correlation = modal_correlation_frames(range(2, max_noll + 1), wind, diameter, rate)
+        sim = simulate(r0, outer_scale, n_frames=n_frames, diameter=diameter, controlled_noll=controlled,
+                       max_noll=max_noll, correlation_frames=correlation, slope_noise=slope_noise,
+                       loop_gain=gain if closed_loop else 0.0, loop_delay=loop_delay, seed=seed, **geometry)
+        n_layers = 0
+    else:
+        layers = _turbulent_layers(cfg.simulation, TurbulentLayer)
+        if wind is not None:
+            layers = with_effective_wind_speed(layers, wind)
+        wind, n_layers = effective_wind_speed(layers), len(layers)
+        sim = simulate_screen_telemetry(
+            r0, outer_scale, layers, n_frames=n_frames, frame_rate=rate, diameter=diameter,
+            controlled_noll=controlled, true_noll=range(2, max_noll + 1), slope_noise=slope_noise,
+            loop_gain=gain if closed_loop else 0.0, loop_delay=loop_delay,
+            samples_per_subaperture=cfg.simulation.samples_per_subaperture, seed=seed, **geometry)
 
     truth_seeing = seeing_from_r0(r0, None, airmass)[0]
     cards = {
@@ -113,8 +144,10 @@ def simulate_telemetry(
         "SIMSNR": (float(snr) if snr is not None else -1.0, "modal S/N, Noll 4-15 (-1: from slope noise)"),
         "SIMSNOI": (float(slope_noise), "[rad/m] white slope noise rms"),
         "SIMWIND": (float(wind), "[m/s] effective wind speed"),
+        "SIMMODEL": (model.value, "turbulence: screens (phase screens) or exact"),
+        "SIMNLAY": (int(n_layers), "frozen-flow layers (0: model exact)"),
         "SIMGAIN": (float(gain) if closed_loop else 0.0, "integrator gain (0: open loop)"),
-        "SIMNOLL": (int(max_noll), "highest simulated Noll mode"),
+        "SIMNOLL": (int(max_noll), "highest Noll drawn (exact) or kept as truth (screens)"),
     }
     provenance = Provenance.from_argv(config_hash=config_hash(cfg), seed=seed)
     unit = cfg.loop.modal_unit
@@ -143,9 +176,23 @@ def simulate_telemetry(
             "command": "simulate-telemetry", "output": output, "format": file_format.value, "r0": r0, "L0": outer_scale,
             "seeing": truth_seeing, "snr": snr, "slope_noise": slope_noise, "n_frames": n_frames, "frame_rate": rate,
             "closed_loop": closed_loop, "gain": gain if closed_loop else 0.0, "delay": loop_delay, "seed": seed,
+            "model": model.value, "wind": wind, "n_layers": n_layers,
             "noise_variance": [float(v) for v in sim.noise_variance],
         })
     return 0
+
+
+def _turbulent_layers(simulation, layer_type) -> tuple:
+    """The config's frozen-flow layers as library layers (wind vector from speed and direction in
+    degrees); one ground layer at simulation.wind_speed when the config lists none."""
+    import math
+
+    if not simulation.layers:
+        return (layer_type(0.0, 1.0, (simulation.wind_speed, 0.0)),)
+    return tuple(layer_type(la.altitude, la.cn2_fraction,
+                            (la.wind_speed * math.cos(math.radians(la.wind_direction)),
+                             la.wind_speed * math.sin(math.radians(la.wind_direction))))
+                 for la in simulation.layers)
 
 
 def register(app: typer.Typer) -> None:

@@ -193,14 +193,36 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class AOLayer:
+    altitude: float  # m above the telescope
+    cn2_fraction: float  # fraction of the total Cn2 integral
+    wind_speed: float  # m/s
+    wind_direction: float  # degrees, direction the wind blows towards (from +x towards +y)
+
+    def __post_init__(self):
+        _require(self.altitude >= 0, f"simulation.layers altitude must be >= 0 m, got {self.altitude}")
+        _require(self.cn2_fraction >= 0, f"simulation.layers cn2_fraction must be >= 0, got {self.cn2_fraction}")
+        _require(self.wind_speed >= 0, f"simulation.layers wind_speed must be >= 0 m/s, got {self.wind_speed}")
+
+
+@dataclass(frozen=True)
 class AOSimulation:
-    wind_speed: float  # m/s, effective frozen-flow speed setting the modal correlation times (simulate-telemetry)
-    max_radial_order: int  # highest radial order of the simulated turbulence reaching the sensor
+    wind_speed: float  # m/s, effective frozen-flow speed setting the modal correlation times (model 'exact')
+    max_radial_order: int  # highest radial order of the simulated turbulence reaching the sensor (model 'exact'; true modes recorded for 'screens')
     snr: float  # default modal S/N (turbulence / noise variance over the fitted modes)
+    model: str = "screens"  # 'screens' (moving multi-layer phase screens) or 'exact' (modes drawn from the von Karman covariance)
+    samples_per_subaperture: int = 12  # phase-screen pixels across one subaperture (model 'screens')
+    layers: tuple[AOLayer, ...] = ()  # frozen-flow layers of model 'screens' (none: one ground layer at wind_speed)
 
     def __post_init__(self):
         _require(self.wind_speed > 0, f"simulation.wind_speed must be > 0 m/s, got {self.wind_speed}")
         _require(self.snr > 0, f"simulation.snr must be > 0, got {self.snr}")
+        _require(self.model in ("screens", "exact"), f"simulation.model must be 'screens' or 'exact', got '{self.model}'")
+        _require(self.samples_per_subaperture >= 4,
+                 f"simulation.samples_per_subaperture must be >= 4, got {self.samples_per_subaperture}")
+        if self.layers:
+            total = sum(layer.cn2_fraction for layer in self.layers)
+            _require(abs(total - 1) < 1e-3, f"simulation.layers cn2_fraction must sum to 1, got {total:.4f}")
 
 
 @dataclass(frozen=True)

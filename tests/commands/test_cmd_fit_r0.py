@@ -25,7 +25,10 @@ def files(tmp_path_factory):
     for name, extra in (("closed", ["--closed-loop", "--seed", "11"]), ("open", ["--seed", "12"]),
                         ("modal", ["--format", "modal", "--seed", "13"])):
         path = folder / f"{name}.fits"
-        result = run_cli("simulate-telemetry", "--r0", R0, "--L0", L0, "--snr", "5", *extra, "-q", "-o", path)
+        # --model exact: modes drawn from the von Karman covariance (fast); the phase-screen default
+        # is tested end to end in tests/commands/test_cmd_simulate_telemetry.py
+        result = run_cli("simulate-telemetry", "--r0", R0, "--L0", L0, "--snr", "5", "--model", "exact", *extra,
+                         "-q", "-o", path)
         assert result.returncode == 0, result.stderr.decode()
         made[name] = path
     made["short"] = folder / "short.fits"  # 25 frames: too few for the noise autocorrelation
