@@ -4,6 +4,7 @@
 
 import dataclasses
 import math
+import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Annotated, Optional
 
@@ -26,6 +27,13 @@ READ_NOISE_KEYS = ("RDNOISE", "READNOIS", "READNOISE", "RON")  # e- rms
 EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "EXP_TIME", "ITIME")  # s
 AIRMASS_KEYS = ("AIRMASS",)  # UKIRT/CASU frames give AMSTART/AMEND instead (their mean is used)
 SATURATION_KEYS = ("SATURATE", "SATLEVEL")  # ADU
+# Telemetry the learned correction (--model) reads from the header, in order of preference.
+TELEMETRY_KEYS = {
+    "temperature": ("TEMPERAT", "AMBTEMP", "TEMPOUT"),  # deg C, ambient air
+    "humidity": ("HUMIDITY", "RELHUMID", "HUMIDIT"),  # percent
+    "wind": ("WINDSPD", "WINDSPEE", "WIND"),  # m/s
+}
+_MODELS: dict = {}  # model path -> (model, normalisation, checkpoint), one load per process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +60,7 @@ class Settings:
     min_stars: int
     table: bool
     overwrite: bool
+    model: Optional[str] = None
 
 
 @cli_command
@@ -78,6 +87,7 @@ def zeropoint(
     saturation: Annotated[Optional[float], typer.Option("--saturation", help="ADU (default: SATURATE; none when absent).")] = None,
     ext: Annotated[Optional[str], typer.Option("--ext", help="Image extension (name or index).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Exposures calibrated in parallel (processes).")] = 1,
+    model: Annotated[Optional[str], typer.Option("--model", help="Learned correction (train-zeropoint): PHOTZPML = PHOTZP + its correction; PHOTZP stays classical. Needs TEMPERAT, HUMIDITY, WINDSPD in the header.")] = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
 ):
@@ -88,6 +98,9 @@ def zeropoint(
     with 3-sigma clipping and capped inverse-variance weights. The output is the input
     file with PHOTZP/PHOTZPER, MAGZPT/MAGZRR, NUMZPT, the colour term and extinction in the
     header; pixels are not touched. Too few usable stars is a failure (exit 2, no output).
+    With --model, a network trained by train-zeropoint predicts ZP_true - ZP_classical from the
+    image, the matched stars and the telemetry; PHOTZPML = PHOTZP + ZPMLCOR is added and PHOTZP
+    stays the classical value.
 
     Example: dancekit zeropoint night/*.fits --catalog gaia.fits --band g --color bp-rp -o calibrated/
     """
@@ -106,13 +119,17 @@ def zeropoint(
         raise ParameterError("--color-term needs --color (the colour index it multiplies)", source="--color-term")
     for path in inputs:
         check_output(output_for(path, output, len(inputs)), overwrite)
+    if model is not None:
+        if fit_extinction:
+            raise ParameterError("--model corrects single-exposure zero points; it cannot be combined with --fit-extinction", source="--model")
+        _learned_model(model)  # a missing or corrupt model file fails before any work
     settings = Settings(
         catalogue=read_reference_catalogue(catalog, band, color), output=output, n_inputs=len(inputs),
         ext=ext, gain=gain, read_noise=read_noise, exptime=exptime, airmass=airmass,
         saturation=saturation, extinction=0.0 if extinction is None else extinction, fit_extinction=fit_extinction,
         colour_term=(0.0 if color is None else color_term), match_radius=radius * ARCSEC,
         aperture=aperture, kron=kron, aperture_correction=not no_aperture_correction and not kron,
-        measured_noise=measured_noise,        min_stars=min_stars, table=table, overwrite=overwrite,
+        measured_noise=measured_noise, min_stars=min_stars, table=table, overwrite=overwrite, model=model,
     )
     if fit_extinction:
         summaries, code = _night(inputs, settings)
@@ -213,8 +230,41 @@ def _calibrate(path, settings):
         if "stars usable" in exc.message or "survived" in exc.message:
             raise InputError(f"zero-point calibration failed (ZPFLAG=32, no output written): {exc.message}") from None
         raise
+    learned = None
+    if settings.model is not None:
+        learned = _learned_correction(settings.model, image, calibration, keywords, params["airmass"])
     return {"local_path": local_path, "index": info.index, "result": calibration.zeropoint,
-            "stars": calibration.stars, **params}
+            "stars": calibration.stars, "learned": learned, **params}
+
+
+def _learned_model(path):
+    """The model of a train-zeropoint file, loaded once per process (weights_only: nothing executed)."""
+    if path not in _MODELS:
+        from dancekit.io.checkpoint import read_checkpoint
+        from dancekit.photometry.learned_training import model_from_checkpoint
+
+        try:
+            _MODELS[path] = model_from_checkpoint(read_checkpoint(path))
+        except DancekitError as exc:
+            raise exc.with_source(path)
+    return _MODELS[path]
+
+
+def _learned_correction(path, image, calibration, header, airmass) -> float:
+    """ZP_true - ZP_classical predicted by the model (mag) from the image, stars and header telemetry."""
+    from dancekit.photometry.learned_data import exposure_inputs, stack_inputs
+    from dancekit.photometry.learned_training import predict
+
+    model, normalisation, _ = _learned_model(path)
+    telemetry = [airmass]
+    for what, keys in TELEMETRY_KEYS.items():
+        value = next((header[k] for k in keys if isinstance(header.get(k), (int, float)) and not isinstance(header.get(k), bool)), None)
+        if value is None or not math.isfinite(value):
+            raise InputError(f"the learned model needs the {what} but the header has none of {', '.join(keys)}; "
+                             "add it or run without --model")
+        telemetry.append(float(value))
+    inputs = stack_inputs([exposure_inputs(image, calibration, telemetry)])
+    return float(predict(model, inputs, normalisation)[0])
 
 
 def exposure_parameters(header, settings) -> dict:
@@ -293,6 +343,13 @@ def _write(path, exposure, settings):
         ("APCORERR", _finite(sources.aperture_correction_err), "[mag] error of APCOR (in PHOTZPER)"),
         ("ZPNIGHT", int(exposure.get("night", 0)), "exposures in a joint ZP/k fit (0: this one)"),
     ]
+    learned = exposure.get("learned")
+    if learned is not None:
+        cards += [
+            ("PHOTZPML", cards[0][1] + learned, "[mag] PHOTZP + ZPMLCOR (learned, AZP-RC)"),
+            ("ZPMLCOR", learned, "[mag] learned ZP correction, ZP_true - ZP_classical"),
+            ("ZPMODEL", os.path.basename(settings.model)[-68:], "zero-point model file (train-zeropoint)"),
+        ]
     if settings.aperture_correction and sources.n_aperture_correction < MIN_CORRECTION_STARS:
         log.warning("%s: only %d bright isolated stars: no aperture correction, PHOTZP is for %.1f-pixel "
                     "aperture magnitudes (give --aperture larger, or --no-aperture-correction to silence)",
@@ -313,7 +370,8 @@ def _write(path, exposure, settings):
             "colour_term_err": result.colour_term_err, "extinction": result.extinction,
             "extinction_err": result.extinction_err, "airmass": exposure["airmass"],
             "aperture_radius": float(sources.aperture_radius), "aperture_correction": float(sources.aperture_correction),
-            "flags": result.flags, "rejections": dict(result.rejections)}
+            "flags": result.flags, "rejections": dict(result.rejections),
+            **({"photzp_ml": cards[0][1] + learned, "ml_correction": learned} if learned is not None else {})}
 
 
 def _stars_table(exposure) -> fits.BinTableHDU:

@@ -89,6 +89,7 @@ def synthetic_field(
     pixel_scale: float = 1.0 * ARCSEC,
     centre=(np.radians(150.0), np.radians(2.0)),
     margin: float = 0.0,
+    throughput_loss=None,
     seed=None,
 ) -> SyntheticField:
     """Render a star field with a known zero point, colour term and extinction.
@@ -107,6 +108,8 @@ def synthetic_field(
     pixel_scale : radians per pixel. centre : (ra, dec) of the image centre, radians.
     margin : fraction of the image size by which stars extend beyond each edge (0 = all
         inside), so that some catalogue stars fall off the image.
+    throughput_loss : optional callable ``(x, y) -> (N,) mag`` of extra dimming at each
+        star's pixel position (patchy cloud, flat-field residuals: m_inst grows by it).
     seed : int, SeedSequence or numpy Generator.
     """
     height, width = (int(v) for v in shape)
@@ -133,6 +136,8 @@ def synthetic_field(
     true_mag = rng_mag.uniform(mag_range[0], mag_range[1], n_stars)
     colour = rng_mag.uniform(colour_range[0], colour_range[1], n_stars)
     m_inst = true_mag - zeropoint + extinction * airmass - colour_term * colour
+    if throughput_loss is not None:
+        m_inst = m_inst + np.broadcast_to(np.asarray(throughput_loss(x, y), float), (n_stars,))
     electrons = exptime * 10.0 ** (-0.4 * m_inst)
     expected = np.full((height, width), float(sky))
     for xi, yi, ni in zip(x, y, electrons):
