@@ -20,7 +20,8 @@ from scipy.spatial import cKDTree
 
 AUTO_APERTURE_PER_FWHM = 1.5  # aperture radius / FWHM when none is given (S/N near optimum, Howell 1989)
 OUTER_FACTOR = 4.0  # outer radius of the curve of growth / aperture radius
-MIN_CORRECTION_STARS = 3  # fewer bright isolated stars: no correction (0, error NaN)
+MIN_CORRECTION_STARS = 10  # fewer bright isolated stars: no correction (0, error NaN); 3-7 gave +0.03-0.09 mag outliers
+MAX_CORRECTION_ERROR = 0.02  # mag: a noisier curve of growth is not applied
 MAX_CORRECTION_STARS = 100  # the brightest ones are enough: the median error is ~0.001 mag
 _MIN_SNR = 50.0  # a star's aperture S/N for the curve of growth
 _MAD_TO_SIGMA = 1.4826
@@ -82,7 +83,8 @@ def aperture_correction(data, mask, x, y, flux, flux_err, flags, radius: float,
     Returns
     -------
     (delta, delta_err, n_stars) : subtract ``delta`` from aperture magnitudes to get total
-        magnitudes; (0, NaN, n) when fewer than ``MIN_CORRECTION_STARS`` stars qualify.
+        magnitudes; (0, NaN, n) when fewer than ``MIN_CORRECTION_STARS`` stars qualify or the
+        correction's own error exceeds ``MAX_CORRECTION_ERROR``.
     """
     outer = outer_factor * radius
     flux, flux_err = np.asarray(flux, float), np.asarray(flux_err, float)
@@ -100,4 +102,6 @@ def aperture_correction(data, mask, x, y, flux, flux_err, flags, radius: float,
     delta = -2.5 * np.log10(flux[index][ok] / total[ok])
     centre = float(np.median(delta))
     error = _MAD_TO_SIGMA * float(np.median(np.abs(delta - centre))) * np.sqrt(np.pi / 2 / delta.size)
+    if error > MAX_CORRECTION_ERROR:
+        return 0.0, float("nan"), int(delta.size)
     return centre, error, int(delta.size)
