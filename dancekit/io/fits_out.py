@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -78,12 +79,18 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[st
 
 
 def write_hdus(hdus: fits.HDUList, path: str, overwrite: bool = False) -> None:
-    """Write an HDU list (with CHECKSUM/DATASUM) atomically to ``path``, or to stdout for ``-``."""
-    if path == STDOUT:
-        write_stdout(hdus)
-        return
-    with atomic_path(path, overwrite) as tmp:
-        hdus.writeto(tmp, overwrite=True, checksum=True, output_verify="silentfix")
+    """Write an HDU list (with CHECKSUM/DATASUM) atomically to ``path``, or to stdout for ``-``.
+
+    Comments too long for their card are truncated silently: a shortened comment loses nothing a
+    reader needs, and the warning would only clutter a cron job's stderr.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Card is too long, comment will be truncated")
+        if path == STDOUT:
+            write_stdout(hdus)
+            return
+        with atomic_path(path, overwrite) as tmp:
+            hdus.writeto(tmp, overwrite=True, checksum=True, output_verify="silentfix")
 
 
 def write_stdout(hdus: fits.HDUList) -> None:
