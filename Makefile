@@ -39,7 +39,7 @@ figures: install  ## figures and tables of the papers, rebuilt from scripts/
 	@for s in scripts/figure_*.py; do [ -e "$$s" ] || continue; echo "== $$s"; $(BIN)/python $$s figures || exit 1; done
 
 UNET_VIDEOS ?= 60
-UNET_STEPS  ?= 3000
+UNET_STEPS  ?= 1400
 weights: install  ## retrain the bundled default models (the exact commands; see dancekit/weights/README.md)
 	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-data $(UNET_VIDEOS) 1000
 	$(BIN)/dancekit train-unet weights-data --context 32 --tile 64 --steps $(UNET_STEPS) --batch 8 \

@@ -23,19 +23,11 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from timing import best_of  # noqa: E402
 from dancekit.commands.fit_r0 import FitSettings, fit_file, fit_noll, pseudo_open_loop  # noqa: E402
 from dancekit.io.aot import read_telemetry  # noqa: E402
 from dancekit.io.config import load_config  # noqa: E402
 from dancekit.io.config_schema import AOConfig  # noqa: E402
-
-
-def best(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times)), out
 
 
 def main() -> None:
@@ -53,17 +45,17 @@ def main() -> None:
         t0 = time.perf_counter()
         first = fit_file(path, settings, seed=1)
         cold = time.perf_counter() - t0
-        t_cmd, t_cmd_med, row = best(lambda: fit_file(path, settings, seed=1))
-        t_read, _, telemetry = best(lambda: read_telemetry(path))
+        t_cmd, t_cmd_med, row = best_of(lambda: fit_file(path, settings, seed=1))
+        t_read, _, telemetry = best_of(lambda: read_telemetry(path))
         modes, noll, _ = pseudo_open_loop(telemetry, settings)
         kw = dict(noll=noll, diameter=1.8, fit_noll=fit_noll(cfg), outer_scale=25.0, seed=1,
                   max_lag=cfg.fit.noise_lags, noise_degree=cfg.fit.noise_degree,
                   sigma_floor=cfg.fit.sigma_floor, tol=cfg.fit.tolerance)
-        t_lib, _, lib = best(lambda: estimate_turbulence(modes, n_monte_carlo=1000, **kw))
-        t_lib0, _, _ = best(lambda: estimate_turbulence(modes, n_monte_carlo=0, **kw))
+        t_lib, _, lib = best_of(lambda: estimate_turbulence(modes, n_monte_carlo=1000, **kw))
+        t_lib0, _, _ = best_of(lambda: estimate_turbulence(modes, n_monte_carlo=0, **kw))
         fit_l0 = FitSettings(load_config("naomi", AOConfig, ["fit.fit_L0=true"]), mc_draws=1000)
         fit_file(path, fit_l0, seed=1)  # builds the L0 table once
-        t_l0, _, row_l0 = best(lambda: fit_file(path, fit_l0, seed=1), repeats=3)
+        t_l0, _, row_l0 = best_of(lambda: fit_file(path, fit_l0, seed=1), repeats=3)
 
     print(f"fit-r0, one 20 s x 500 Hz closed-loop AOT file ({row['n_frames']} frames), 1000 Monte-Carlo draws")
     print(f"  r0 = {row['r0']:.4f} +- {row['r0_err']:.4f} m (true 0.1200), seeing {row['seeing']:.3f} arcsec")

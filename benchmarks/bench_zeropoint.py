@@ -19,6 +19,7 @@ from astropy.io import fits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from timing import best_of  # noqa: E402
 from dancekit.commands import zeropoint as command  # noqa: E402
 from dancekit.photometry import synthetic_field  # noqa: E402
 
@@ -36,15 +37,6 @@ def _write_exposure(folder, name, shape, n_stars, seed):
                                    fits.Column("dec", "D", array=np.degrees(cat.dec)),
                                    fits.Column("mag", "D", array=cat.mag)]).writeto(cat_path)
     return path, cat_path, field
-
-
-def _best(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -67,7 +59,7 @@ def main():
             aperture=None, kron=False, aperture_correction=True, measured_noise=False, min_stars=5, table=False,
             overwrite=True,
         )
-        t_bare = _best(bare, args.repeats)
+        t_bare = best_of(bare, args.repeats)[0]
         stages = {}
 
         def full():
@@ -77,7 +69,7 @@ def main():
             command._write(path, exposure, settings)
             stages["n_used"] = exposure["result"].n_used
 
-        t_full = _best(full, args.repeats)
+        t_full = best_of(full, args.repeats)[0]
         print(f"4096x4096, 5000 stars: bare sep background+extract {t_bare:.2f} s; zeropoint command path "
               f"{t_full:.2f} s (read+extract+photometry+match+fit {stages['calibrate']:.2f} s, "
               f"{stages['n_used']} stars used) = {t_full / t_bare:.1f} x bare extraction; goal < 2 s")
