@@ -2,7 +2,10 @@
 
 * ``quadrant_layout`` / ``lamost_layout``: LAMOST-like 2x2-channel CCDs (Qu et al. 2024 sec. 2.2).
 * ``single_amplifier_layout``: a one-amplifier CCD described by FITS BIASSEC / TRIMSEC.
-* ``layout_from_mapping``: any layout from a YAML-like mapping (segments and regions).
+* ``layout_from_mapping``: any layout from a YAML-like mapping (segments and regions);
+  ``layout_to_mapping`` is its inverse (how a checkpoint stores the layout it was trained on).
+* ``layout_from_config``: THE place the commands build a layout, from the config's detector
+  section (numbers only) and, for one-amplifier cameras, the frame's BIASSEC/TRIMSEC values.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ def quadrant_layout(
     """Layout of a LAMOST-like multi-channel CCD (defaults: KAF-4320 guide camera, 2094 x 2200).
 
     Column counts are per channel, from the readout corner; ``active_rows`` defaults to ``active``
-    (square active area). Zero-sized segments are left out. Qu et al. 2024, sec. 2.2.
+    (square active area). ``discarded_rows`` is per *channel* (at its inner edge, next to the
+    frame's middle): the LAMOST frame has 2 x 1 = 2, which the config states per frame
+    (``detector.discarded_rows: 2``; ``layout_from_config`` divides). Zero-sized segments are left
+    out. Qu et al. 2024, sec. 2.2.
     """
     cols = [
         ("prescan", prescan, False), ("invalid", invalid, False), ("amplifier", amplifier, False),
@@ -156,3 +162,68 @@ def layout_from_mapping(mapping: Mapping) -> RawLayout:
         raise ConfigError(f"layout is missing key {exc.args[0]!r}") from None
     except ParameterError as exc:
         raise ConfigError(exc.message) from None
+
+
+def layout_to_mapping(layout: RawLayout) -> dict:
+    """Plain data (str, int, bool, lists, dicts) describing ``layout``; ``layout_from_mapping``
+    rebuilds an equal layout from it (checkpoints and master darks store it)."""
+    return {
+        "name": layout.name,
+        "channel_grid": [int(g) for g in layout.channel_grid],
+        "row_segments": [{"name": s.name, "size": int(s.size), "collects_charge": bool(s.collects_charge)} for s in layout.row_segments],
+        "column_segments": [{"name": s.name, "size": int(s.size), "collects_charge": bool(s.collects_charge)} for s in layout.column_segments],
+        "regions": {name: [r, c] for name, r, c in layout.regions},
+    }
+
+
+def same_geometry(a: RawLayout, b: RawLayout) -> bool:
+    """True when two layouts cut frames identically (the layout names may differ)."""
+    return (tuple(a.channel_grid) == tuple(b.channel_grid) and a.row_segments == b.row_segments
+            and a.column_segments == b.column_segments and set(a.regions) == set(b.regions))
+
+
+def describe_layout(layout: RawLayout) -> str:
+    """'lamost 2094x2200, 2x2 channels, active 1042x1042' (for messages)."""
+    rows, cols = layout.frame_shape
+    ar, ac = layout.region_shape("active") if layout.has_region("active") else (0, 0)
+    return f"'{layout.name}' {rows}x{cols}, {layout.channel_grid[0]}x{layout.channel_grid[1]} channels, active {ar}x{ac}"
+
+
+def layout_from_config(detector, sections: Mapping | None = None) -> RawLayout:
+    """The raw-frame layout described by a config's ``detector`` section.
+
+    ``detector`` has the attributes of ``dancekit.io.config_schema.Detector`` (plain numbers):
+    ``layout: quadrants`` builds ``quadrant_layout`` from ``channel_grid``, ``channel_columns``,
+    ``active_rows``, ``optical_black_rows`` and ``discarded_rows`` (per frame in the config,
+    divided evenly between the channel rows here); ``layout: fits-sections`` builds
+    ``single_amplifier_layout`` from ``sections`` (the frame's header values ``BIASSEC`` and
+    ``TRIMSEC``), with the frame shape (``rows``, ``columns``). The layout must give a frame of
+    (rows, columns). Raises InputError when a section keyword is missing, ParameterError when
+    the numbers do not fit together.
+    """
+    from dancekit.errors import InputError
+
+    shape = (int(detector.rows), int(detector.columns))
+    if detector.layout == "fits-sections":
+        sections = sections or {}
+        missing = [k for k in ("BIASSEC", "TRIMSEC") if k not in sections]
+        if missing:
+            raise InputError(f"the header has no {' or '.join(missing)}: detector.layout 'fits-sections' ({detector.name}) "
+                             "reads the overscan and active area from BIASSEC and TRIMSEC")
+        return single_amplifier_layout(shape, str(sections["BIASSEC"]), str(sections["TRIMSEC"]), name=str(detector.name))
+    if detector.layout != "quadrants":
+        raise ParameterError(f"detector.layout must be 'quadrants' or 'fits-sections', got {detector.layout!r}")
+    grid = tuple(int(g) for g in detector.channel_grid)
+    if detector.discarded_rows % grid[0]:
+        raise ParameterError(f"discarded_rows {detector.discarded_rows} do not split evenly between {grid[0]} channel rows")
+    c = detector.channel_columns
+    layout = quadrant_layout(
+        name=str(detector.name), channel_grid=grid, prescan=c.prescan, invalid=c.invalid, amplifier=c.amplifier,
+        optical_black=c.optical_black, active=c.active, overscan=c.overscan,
+        optical_black_rows=detector.optical_black_rows, discarded_rows=detector.discarded_rows // grid[0],
+        active_rows=detector.active_rows,
+    )
+    if layout.frame_shape != shape:
+        raise ParameterError(f"detector segments give a {layout.frame_shape[0]}x{layout.frame_shape[1]} frame, "
+                             f"the config says rows x columns = {shape[0]}x{shape[1]}")
+    return layout

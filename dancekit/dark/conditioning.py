@@ -24,6 +24,11 @@ Options the paper lacks (documented design choices, off by default):
   memorised by the network, which a translation-equivariant CNN can only do from position cues.
 * ``coordinates=True``: two planes, row and column position in [-1, 1] (CoordConv, Liu et al. 2018).
 
+Target "above_overscan" (our design choice, ``overscan_reference``): the generator predicts the
+active area minus the overscan level of its row (the bias), which is added back at prediction;
+the network then spends its range on the dark signal (tens to hundreds of ADU) instead of on the
+~1000 ADU bias and its per-channel, per-frame offsets. "absolute" is the paper's plain target.
+
 ADU planes (strips, template, target) go through the fixed affine ``AduScaling`` stored with the
 model: unit = (ADU - offset) / scale, so the generator's tanh range [-1, 1] is
 [offset - scale, offset + scale] ADU. Coordinate planes are not scaled.
@@ -135,6 +140,30 @@ def network_inputs(
     return np.concatenate([planes, *extra], axis=1).astype(np.float32)
 
 
-def network_targets(frame: np.ndarray, layout: RawLayout, scaling: AduScaling) -> np.ndarray:
-    """Training targets (n_channels, 1, h, w) float32: the active areas in network units."""
-    return scaling.to_unit(region_stack(np.asarray(frame), layout, "active").astype(np.float32))[:, None]
+def overscan_reference(frame: np.ndarray, layout: RawLayout) -> np.ndarray:
+    """(n_channels, h, w) float32 ADU: the median overscan sample of each active row, broadcast
+    along the row (the bias the "above_overscan" target is measured from)."""
+    frame = np.asarray(frame)
+    check_frame_shape(frame, layout)
+    if not layout.has_region("overscan"):
+        raise ParameterError(f"layout '{layout.name}' has no 'overscan' region; use target 'absolute'")
+    h, w = layout.region_shape("active")
+    rows = np.median(region_stack(frame, layout, "overscan").astype(np.float32), axis=2)  # (n, h)
+    return np.ascontiguousarray(np.broadcast_to(rows[:, :, None], (rows.shape[0], h, w)), dtype=np.float32)
+
+
+TARGETS = ("absolute", "above_overscan")
+
+
+def target_adu(frame: np.ndarray, layout: RawLayout, target: str = "absolute") -> np.ndarray:
+    """(n_channels, h, w) float32 ADU the generator learns: the active areas, minus the overscan
+    reference for ``target="above_overscan"``."""
+    if target not in TARGETS:
+        raise ParameterError(f"target must be one of {TARGETS}, got {target!r}")
+    active = region_stack(np.asarray(frame), layout, "active").astype(np.float32)
+    return active - overscan_reference(frame, layout) if target == "above_overscan" else active
+
+
+def network_targets(frame: np.ndarray, layout: RawLayout, scaling: AduScaling, target: str = "absolute") -> np.ndarray:
+    """Training targets (n_channels, 1, h, w) float32: ``target_adu`` in network units."""
+    return scaling.to_unit(target_adu(frame, layout, target))[:, None]

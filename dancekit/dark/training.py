@@ -8,7 +8,8 @@ the discriminator's patch logits:
           + w_l1 * mean |G(x) - y|                                           (BCE + MSE + L1, G)
 
 The paper writes only the real term of L_D; the fake term (target 0) is the standard LSGAN
-discriminator loss without which D has nothing to learn. The paper gives no weights: defaults
+discriminator loss without which D has nothing to learn. ``discriminator_loss="bce"`` is pix2pix's
+``1/2 [BCE(s(x, y), 1) + BCE(s(x, G(x)), 0)]`` (the paper's table 2, configurations 1 and 3). The paper gives no weights: defaults
 follow pix2pix (adversarial 1, L1 100). D has no sigmoid, so the BCE takes logits. Optimiser:
 Adam, lr 2e-5 (paper), betas (0.5, 0.999) (pix2pix); batch size 1 (paper). D is updated first,
 then G, as in pix2pix. Tensors here are in network units (see ``conditioning.AduScaling``).
@@ -58,10 +59,13 @@ def _check_pair(condition: torch.Tensor, target: torch.Tensor) -> None:
 
 def train_step(generator: DeepDarkGenerator, discriminator: PatchDiscriminator, opt_g: torch.optim.Optimizer,
                opt_d: torch.optim.Optimizer, condition: torch.Tensor, target: torch.Tensor,
-               weights: GanLossWeights = GanLossWeights()) -> dict[str, float]:
+               weights: GanLossWeights = GanLossWeights(), discriminator_loss: str = "mse") -> dict[str, float]:
     """One D update then one G update on a batch. condition (B, C, H, W), target (B, 1, H, W),
-    network units. Returns the losses (before the updates) as floats: d, g_bce, g_mse, g_l1, g."""
+    network units; ``discriminator_loss`` "mse" (least squares) or "bce". Returns the losses
+    (before the updates) as floats: d, g_bce, g_mse, g_l1, g."""
     _check_pair(condition, target)
+    if discriminator_loss not in ("mse", "bce"):
+        raise ParameterError(f"discriminator_loss must be 'mse' or 'bce', got {discriminator_loss!r}")
     generator.train()
     discriminator.train()
     fake = generator(condition)
@@ -72,7 +76,8 @@ def train_step(generator: DeepDarkGenerator, discriminator: PatchDiscriminator, 
     opt_d.zero_grad(set_to_none=True)
     s_real = discriminator(condition, target)
     s_fake = discriminator(condition, fake.detach())
-    loss_d = 0.5 * (F.mse_loss(s_real, torch.ones_like(s_real)) + F.mse_loss(s_fake, torch.zeros_like(s_fake)))
+    criterion = F.mse_loss if discriminator_loss == "mse" else F.binary_cross_entropy_with_logits
+    loss_d = 0.5 * (criterion(s_real, torch.ones_like(s_real)) + criterion(s_fake, torch.zeros_like(s_fake)))
     loss_d.backward()
     opt_d.step()
 

@@ -1,0 +1,127 @@
+"""Predicting the dark of one raw frame by any of the four methods, and refusing unusable frames.
+
+Methods (all return the active areas (n_channels, h, w) in ADU, bias included, readout order):
+
+* ``overscan``: the bias measured in the frame's own overscan, no dark current (the classical
+  ``subtract_overscan`` + ``trim_image`` of ccdproc); works for any layout with an overscan.
+* ``median``: the master median dark (``baselines.median_dark``), whatever the frame.
+* ``scaled``: overscan bias + optical-black level x template (``baselines.predict_scaled_dark``).
+* ``gan``: the Deep-Dark-Net generator on the frame's strips (``conditioning.network_inputs``).
+
+``check_raw_frame`` refuses what no method can use: NaN/inf or saturated samples in the strips
+the methods read (overscan, optical black), NaN in the active area.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dancekit.dark.baselines import ScaledDark, overscan_bias, predict_scaled_dark
+from dancekit.dark.conditioning import STRIPS, AduScaling, network_inputs, overscan_reference
+from dancekit.dark.layout import RawLayout, check_frame_shape, region_stack
+from dancekit.errors import InputError, ParameterError
+
+METHODS = ("gan", "median", "scaled", "overscan")
+
+
+@dataclass(frozen=True)
+class MasterDark:
+    """Baselines fitted on training darks, per channel in readout order [ADU].
+
+    median : (n_channels, h, w) per-pixel median of the training active areas (bias included).
+    scaled : the 'scaled' baseline (template per unit optical-black level).
+    n_frames : training frames used.
+    """
+
+    median: np.ndarray
+    scaled: ScaledDark
+    n_frames: int
+
+
+def check_raw_frame(frame: np.ndarray, layout: RawLayout, saturation: float) -> None:
+    """Raise InputError for a frame of the wrong shape, with non-finite or saturated (>= ``saturation``
+    ADU) samples in its overscan / optical-black strips, or with non-finite active pixels."""
+    frame = np.asarray(frame)
+    check_frame_shape(frame, layout)
+    for name in STRIPS:
+        if not layout.has_region(name):
+            continue
+        strip = region_stack(frame, layout, name)
+        for c in range(layout.n_channels):
+            bad = int(np.count_nonzero(~np.isfinite(strip[c])))
+            if bad:
+                raise InputError(f"region '{name}' of channel {c} has {bad} NaN/inf samples; it cannot condition the dark")
+            hot = int(np.count_nonzero(strip[c] >= saturation))
+            if hot:
+                raise InputError(f"region '{name}' of channel {c} has {hot} saturated samples (>= {saturation:g} ADU); "
+                                 "the bias and dark level cannot be measured")
+    if layout.has_region("active"):
+        bad = int(np.count_nonzero(~np.isfinite(region_stack(frame, layout, "active"))))
+        if bad:
+            raise InputError(f"the active area has {bad} NaN/inf pixels")
+
+
+def overscan_dark(frame: np.ndarray, layout: RawLayout, bias_degree: int | None = 3) -> np.ndarray:
+    """Bias only [ADU] on the active grid (n_channels, h, w): the overscan bias of each active row."""
+    rs, _ = layout.region_slices("active")
+    bias = overscan_bias(frame, layout, bias_degree)[:, rs]
+    h, w = layout.region_shape("active")
+    return np.ascontiguousarray(np.broadcast_to(bias[:, :, None], (layout.n_channels, h, w)), dtype=np.float32)
+
+
+def gan_dark(generator, frame: np.ndarray, layout: RawLayout, mode: str = "profile", coordinates: bool = False,
+             target: str = "absolute") -> np.ndarray:
+    """Deep-Dark-Net prediction [ADU] (n_channels, h, w), one channel at a time, in eval mode;
+    with ``target="above_overscan"`` the overscan reference is added back."""
+    from dancekit.dark.training import predict_dark
+
+    scaling = AduScaling(float(generator.adu_offset), float(generator.adu_scale))
+    dark = predict_dark(generator, network_inputs(frame, layout, scaling, mode, coordinates=coordinates))
+    return dark + overscan_reference(frame, layout) if target == "above_overscan" else dark
+
+
+def predict_active_dark(method: str, frame: np.ndarray, layout: RawLayout, *, master: MasterDark | None = None,
+                        generator=None, mode: str = "profile", coordinates: bool = False,
+                        target: str = "absolute", bias_degree: int | None = 3) -> np.ndarray:
+    """The predicted dark of the active areas [ADU] (n_channels, h, w) by ``method`` (see module doc)."""
+    if method not in METHODS:
+        raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
+    frame = np.asarray(frame)
+    check_frame_shape(frame, layout)
+    if method == "overscan":
+        return overscan_dark(frame, layout, bias_degree)
+    if method == "gan":
+        if generator is None:
+            raise ParameterError("method 'gan' needs a generator")
+        return gan_dark(generator, frame, layout, mode, coordinates, target)
+    if master is None:
+        raise ParameterError(f"method '{method}' needs a master dark")
+    expected = (layout.n_channels, *layout.region_shape("active"))
+    if master.median.shape != expected:
+        raise InputError(f"the master dark holds active areas {master.median.shape}, this layout needs {expected}")
+    if method == "median":
+        return master.median.astype(np.float32, copy=True)
+    if not (layout.has_region("ob_columns") or layout.has_region("ob_rows")):
+        raise InputError(f"layout '{layout.name}' has no optical-black region: the scaled method cannot measure the "
+                         "dark level (use --method median or overscan)")
+    return predict_scaled_dark(master.scaled, frame, layout)
+
+
+def fit_master_dark(frames: np.ndarray, layout: RawLayout, bias_degree: int | None = 3) -> MasterDark:
+    """Median and scaled baselines from raw training darks (N, rows, columns) [ADU].
+
+    Without optical-black regions only the median is fitted (the scaled template is all-NaN)."""
+    from dancekit.dark.baselines import fit_scaled_dark, median_dark
+
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or frames.shape[0] < 1:
+        raise InputError(f"expected raw training frames (N, rows, columns), got shape {frames.shape}")
+    actives = np.stack([region_stack(f, layout, "active") for f in frames])  # (N, n, h, w)
+    median = median_dark(actives)
+    if layout.has_region("ob_columns") or layout.has_region("ob_rows"):
+        scaled = fit_scaled_dark(frames, layout, bias_degree)
+    else:
+        scaled = ScaledDark(template=np.full(median.shape, np.nan, np.float32), bias_degree=bias_degree)
+    return MasterDark(median=median, scaled=scaled, n_frames=int(frames.shape[0]))

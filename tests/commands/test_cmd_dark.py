@@ -1,0 +1,257 @@
+"""simulate-dark, train-dark and predict-dark through the real entry point, on a small camera.
+
+The small camera is the LAMOST layout scaled down (2 x 2 channels, 48 x 48 active pixels each,
+16 overscan columns): the same code path as the 2094 x 2200 frame, in seconds.
+"""
+
+import importlib.resources
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from astropy.io import fits
+
+SMALL_GEOMETRY = {"rows": 106, "columns": 152, "active_rows": 48}
+
+
+def _small_layout():
+    from dancekit.dark.cameras import quadrant_layout
+
+    return quadrant_layout(active=48, overscan=16)
+
+
+def region_stack(frame, layout, name):
+    from dancekit.dark.layout import region_stack as cut
+
+    return cut(frame, layout, name)
+
+
+SMALL = _small_layout()
+
+
+def small_config(tmp_path, **model):
+    data = yaml.safe_load(importlib.resources.files("dancekit.configs").joinpath("lamost.yaml").read_text())
+    data["detector"].update(SMALL_GEOMETRY)
+    data["detector"]["channel_columns"].update(active=48, overscan=16)
+    data["model"].update(width=4, n_blocks=1, discriminator_width=8, val_fraction=0.25, learning_rate=2e-4, **model)
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def darks(tmp_path_factory):
+    """8 small raw darks (4 at -25 C, 4 at -15 C) and 2 held-out ones at -10 C, made once."""
+    from tests.conftest import run_cli
+
+    tmp = tmp_path_factory.mktemp("darks")
+    cfg = small_config(tmp)
+    train = run_cli("simulate-dark", "-c", cfg, "--n", 4, "--temperature", "-25,-15", "--seed", 1, "-o", tmp / "train")
+    test = run_cli("simulate-dark", "-c", cfg, "--n", 2, "--temperature", "-10", "--seed", 2, "-o", tmp / "test")
+    assert train.returncode == 0 and test.returncode == 0, train.stderr.decode() + test.stderr.decode()
+    return tmp, cfg
+
+
+def active_mosaic(frame):
+    """The active areas of the small camera, mosaicked in physical orientation (96 x 96)."""
+    from dancekit.dark.cameras import quadrant_layout
+    from dancekit.dark.layout import assemble_active, region_stack
+
+    layout = quadrant_layout(active=48, overscan=16)
+    return assemble_active(region_stack(frame, layout, "active"), layout)
+
+
+def test_simulate_dark_files_headers_and_the_doubling_temperature(darks):
+    tmp, _ = darks
+    files = sorted((tmp / "train").iterdir())
+    assert [f.name for f in files][:2] == ["dark_T-15.0_0000.fits", "dark_T-15.0_0001.fits"] and len(files) == 8
+    levels = {}
+    for f in files:
+        with fits.open(f, checksum=True) as hdul:
+            h = hdul[0].header
+            assert hdul[0].data.dtype == np.uint16 and hdul[0].data.shape == (106, 152)
+            assert hdul["EXPECTED"].data.shape == (106, 152) and h["EXPTIME"] == 30.0
+            assert abs(h["CCD-TEMP"] - h["TEMPERAT"]) <= 1.0 and h["CAMSEED"] == 0
+            # dark above bias of the noise-free frame, per channel: median active minus median overscan
+            expected = hdul["EXPECTED"].data
+            levels[h["CCD-TEMP"]] = np.mean([np.median(region_stack(expected, SMALL, "active")[c])
+                                             - np.median(region_stack(expected, SMALL, "overscan")[c]) for c in range(4)])
+    temps = sorted(levels)
+    # Qu et al. 2024 sec. 2.1: the dark doubles every 6.4 deg C (ratios over the jittered temperatures)
+    for t in temps[1:]:
+        assert levels[t] / levels[temps[0]] == pytest.approx(2 ** ((t - temps[0]) / 6.4), rel=0.04)
+    # 240 e- in 30 s at -15 C through the 2.3 e-/ADU gain, to within the pattern's spread
+    t15 = min(temps, key=lambda t: abs(t + 15))
+    assert levels[t15] * 2.3 / 2 ** ((t15 + 15) / 6.4) == pytest.approx(240, rel=0.1)
+
+
+def test_simulate_dark_is_reproducible_and_refuses_to_overwrite(cli, tmp_path, darks):
+    _, cfg = darks
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert cli("simulate-dark", "-c", cfg, "--n", 1, "--seed", 9, "-o", out).returncode == 0
+    np.testing.assert_array_equal(fits.getdata(a / "dark_T-15.0_0000.fits"), fits.getdata(b / "dark_T-15.0_0000.fits"))
+    again = cli("simulate-dark", "-c", cfg, "--n", 1, "--seed", 9, "-o", a)
+    assert again.returncode == 2 and b"output exists; pass --overwrite" in again.stderr
+    bad = cli("simulate-dark", "-c", cfg, "--temperature", "-15,warm", "-o", tmp_path / "c")
+    assert bad.returncode == 2 and b"--temperature: '-15,warm' is not a comma-separated list" in bad.stderr
+
+
+def test_master_dark_and_the_baselines(cli, darks, tmp_path):
+    tmp, cfg = darks
+    master = tmp_path / "master.fits"
+    made = cli("train-dark", tmp / "train", "-c", cfg, "--make-master", master)
+    assert made.returncode == 0, made.stderr.decode()
+    with fits.open(master) as hdul:
+        assert hdul[0].data.shape == (96, 96) and hdul["TEMPLATE"].data.shape == (96, 96) and hdul[0].header["NCOMBINE"] == 8
+    held_out = tmp / "test" / "dark_T-10.0_0000.fits"
+    rmse = {}
+    for method in ("median", "scaled", "overscan"):
+        out = tmp_path / f"{method}.fits"
+        r = cli("predict-dark", held_out, "-c", cfg, "--method", method, "--master", master, "-o", out, "--json")
+        assert r.returncode == 0, r.stderr.decode()
+        rmse[method] = json.loads(r.stdout)["results"][0]["rmse_expected_adu"]
+        assert fits.getdata(out).shape == (96, 96) and fits.getheader(out)["DKMETHOD"] == method
+    # at -10 C, warmer than every training dark: the median ignores the temperature, the scaled
+    # baseline measures the dark level in the optical black; the bias alone misses all the dark
+    assert rmse["scaled"] < 0.5 * rmse["median"] < rmse["overscan"]
+    # --subtract: the active area minus the same prediction; the header is carried
+    sub = tmp_path / "sub.fits"
+    assert cli("predict-dark", held_out, "-c", cfg, "--method", "scaled", "--master", master, "--subtract", "-o", sub).returncode == 0
+    raw = fits.getdata(held_out).astype(np.float32)
+    np.testing.assert_allclose(fits.getdata(sub) + fits.getdata(tmp_path / "scaled.fits"), active_mosaic(raw), atol=1e-3)
+    header = fits.getheader(sub)
+    assert header["TEMPERAT"] == -10.0 and header["EXPTIME"] == 30.0 and header["DKDARK"] == "subtracted"
+    assert "predict-dark" in str(header["HISTORY"])
+
+
+def test_train_dark_resumes_exactly_and_predicts(cli, darks, tmp_path):
+    tmp, cfg = darks
+    straight, half = tmp_path / "straight.pt", tmp_path / "half.pt"
+    common = ["-c", cfg, "--seed", 4, "--crop", 32]
+    r = cli("train-dark", tmp / "train", *common, "--epochs", 2, "-o", straight, "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    summary = json.loads(r.stdout)
+    assert summary["steps"] == 2 * 6 * 4 and summary["val_frames"] == 2 and summary["val_rmse_scaled_adu"] > 0
+    assert cli("train-dark", tmp / "train", *common, "--epochs", 1, "-o", half).returncode == 0
+    resumed = cli("train-dark", tmp / "train", "-c", cfg, "--epochs", 2, "--resume", half, "-o", half)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    a, b = (torch.load(p, weights_only=True) for p in (straight, half))
+    for key in a["resume"]["generator"]:
+        assert torch.equal(a["resume"]["generator"][key], b["resume"]["generator"][key]), key
+    assert a["training"]["history"] == b["training"]["history"]
+    assert a["layout"]["channel_grid"] == [2, 2] and a["conditioning"] == {"mode": "profile", "coordinates": False, "target": "above_overscan"}
+    out = tmp_path / "gan.fits"
+    pred = cli("predict-dark", tmp / "test" / "dark_T-10.0_0001.fits", "-c", cfg, "--model", straight, "-o", out, "--json")
+    assert pred.returncode == 0, pred.stderr.decode()
+    image = fits.getdata(out)
+    assert image.shape == (96, 96) and np.all(np.isfinite(image))
+    # the tanh output maps into the stored ADU affine range, above the overscan level of each row
+    from dancekit.dark.cameras import quadrant_layout
+    from dancekit.dark.conditioning import overscan_reference
+    from dancekit.dark.layout import assemble_active
+
+    raw = fits.getdata(tmp / "test" / "dark_T-10.0_0001.fits").astype(np.float32)
+    layout = quadrant_layout(active=48, overscan=16)
+    above = image - assemble_active(overscan_reference(raw, layout), layout)
+    lo, hi = a["adu"]["offset"] - a["adu"]["scale"], a["adu"]["offset"] + a["adu"]["scale"]
+    assert lo - 1e-2 <= above.min() and above.max() <= hi + 1e-2 and hi - lo < 1000
+
+
+def _write(path, data, **cards):
+    header = fits.Header()
+    for k, v in cards.items():
+        header[k] = v
+    fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header=header).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("shape", b"raw frame shape (50, 60) (rows, columns) does not match layout"),
+    ("nan", b"region 'overscan' of channel 0 has 3 NaN/inf samples"),
+    ("saturated", b"region 'ob_columns' of channel 3 has 1 saturated samples (>= 65535 ADU)"),
+    ("no-master", b"--master: --method median needs --master MASTER.fits"),
+    ("other-layout", b"was made for layout 'KAF-4320' 2094x2200"),
+])
+def test_bad_inputs_exit_2_with_one_line(cli, darks, tmp_path, case, message):
+    tmp, cfg = darks
+    raw = fits.getdata(tmp / "test" / "dark_T-10.0_0000.fits").astype(np.float32)
+    args = ["--method", "overscan"]
+    if case == "shape":
+        path = _write(tmp_path / "x.fits", np.ones((50, 60)))
+    elif case == "nan":
+        raw[10:13, 72] = np.nan  # channel 0 (top left, read from its left): overscan columns 60-75
+        path = _write(tmp_path / "x.fits", raw)
+    elif case == "saturated":
+        raw[-10, -(3 + 1 + 4 + 1)] = 65535  # channel 3 (bottom right), read from the bottom-right corner
+        path = _write(tmp_path / "x.fits", raw)
+    elif case == "no-master":
+        path, args = tmp / "test" / "dark_T-10.0_0000.fits", ["--method", "median"]
+    else:  # the bundled LAMOST model (the default --method gan) on the small camera
+        path, args = tmp / "test" / "dark_T-10.0_0000.fits", []
+    out = tmp_path / "out.fits"
+    r = cli("predict-dark", path, "-c", cfg, *args, "-o", out)
+    assert r.returncode == 2, r.stderr.decode()
+    assert message in r.stderr and r.stderr.count(b"\n") == 1 and b"Traceback" not in r.stderr
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ one-amplifier camera (BIASSEC/TRIMSEC)
+def sections_config(tmp_path, rows=520, columns=536):
+    data = {"kind": "dark", "instrument": "SAAO-1.0m",
+            "detector": {"name": "SAAO", "layout": "fits-sections", "rows": rows, "columns": columns, "saturation": 65535.0},
+            "operation": {"temperature": -100.0, "exptime": 1.0, "gain": 1.0, "read_noise": 5.0, "bias": 214.0},
+            "dark_current": {"reference_electrons": 0.0, "reference_temperature": -100.0, "reference_exptime": 1.0,
+                             "doubling_temperature": 6.4, "temperature_jitter": 0.0}}
+    path = tmp_path / "saao.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_single_amplifier_frame_through_the_overscan_path(cli, tmp_path):
+    """A frame shaped like ccdproc's a8280271.fits: overscan columns 4-13, active 17-528."""
+    rng = np.random.default_rng(0)
+    rows = np.arange(520)[:, None]
+    bias = 214.0 + 0.01 * rows  # a bias drifting along the rows, as overscan subtraction must follow
+    frame = np.broadcast_to(bias, (520, 536)) + rng.normal(0, 3.0, (520, 536))
+    frame[:, 16:528] += 86.0
+    path = _write(tmp_path / "raw.fits", frame, BIASSEC="[4:13,1:520]", TRIMSEC="[17:528,1:520]", EXPTIME=5.0,
+                  CRPIX1=268.0, CRPIX2=260.0, CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=10.0, CRVAL2=-30.0,
+                  CDELT1=-1e-4, CDELT2=1e-4)
+    cfg = sections_config(tmp_path)
+    out = tmp_path / "reduced.fits"
+    r = cli("predict-dark", path, "-c", cfg, "--method", "overscan", "--subtract", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    reduced, header = fits.getdata(out), fits.getheader(out)
+    assert reduced.shape == (520, 512) and header["EXPTIME"] == 5.0
+    assert np.mean(reduced) == pytest.approx(86.0, abs=0.1)
+    # the bias drift is removed: no slope left along the rows
+    assert abs(np.polyfit(np.arange(520), reduced.mean(axis=1), 1)[0]) < 1e-3
+    assert header["CRPIX1"] == 268.0 - 16 and header["CRPIX2"] == 260.0
+    scaled = cli("predict-dark", path, "-c", cfg, "--method", "scaled", "--master", path, "-o", tmp_path / "s.fits")
+    assert scaled.returncode == 2 and b"not a dancekit master dark" in scaled.stderr
+    no_trim = _write(tmp_path / "notrim.fits", frame, BIASSEC="[4:13,1:520]")
+    missing = cli("predict-dark", no_trim, "-c", cfg, "--method", "overscan", "-o", tmp_path / "m.fits")
+    assert missing.returncode == 2 and b"the header has no TRIMSEC" in missing.stderr
+    # a master made from this camera's frames: scaled needs optical black, which it has not
+    master = tmp_path / "master.fits"
+    assert cli("train-dark", path, "-c", cfg, "--make-master", master).returncode == 0
+    scaled = cli("predict-dark", path, "-c", cfg, "--method", "scaled", "--master", master, "-o", tmp_path / "s.fits")
+    assert scaled.returncode == 2 and b"has no optical-black region: the scaled method cannot measure" in scaled.stderr
+
+
+def test_the_real_ccdproc_frame_if_installed(cli, tmp_path):
+    try:
+        path = importlib.resources.files("ccdproc") / "tests" / "data" / "a8280271.fits"
+    except ModuleNotFoundError:
+        pytest.skip("ccdproc is not installed")
+    if not path.is_file():
+        pytest.skip("ccdproc test frame a8280271.fits is absent")
+    shape = fits.getdata(path).shape
+    out = tmp_path / "reduced.fits"
+    r = cli("predict-dark", path, "-c", sections_config(tmp_path, *shape), "--method", "overscan", "--subtract", "-o", out)
+    assert r.returncode == 0, r.stderr.decode()
+    # notes/dark_zp.md sec. 2: overscan ~214 ADU, trimmed 520 x 512 with median ~86 ADU (ccdproc)
+    assert fits.getdata(out).shape == (520, 512) and np.median(fits.getdata(out)) == pytest.approx(86, abs=5)
