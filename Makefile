@@ -28,18 +28,20 @@ check: install  ## the slow scientific checks
 bench: install  ## speed and memory, as ratios against baselines timed in the same run
 	@for b in benchmarks/bench_*.py; do [ -e "$$b" ] || continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-demo: install  ## simulate a short turbulent video of a star field and reduce it
+demo: install  ## simulate a turbulent video of a star field, make it sharp with the bundled U-Net, compare
 	@mkdir -p demo
-	$(BIN)/dancekit simulate-video --frames 32 --size 128 --stars 150 --seeing 1.2 --seed 1 -o demo/video.fits --overwrite
+	$(BIN)/dancekit simulate-video --frames 40 --size 128 --stars 150 --seeing 1.2 --seed 1 -o demo/video.fits --overwrite
 	$(BIN)/dancekit average demo/video.fits -o demo/average.fits --overwrite
-	@echo "demo products in demo/: video.fits (cube + TRUTH + CATALOG), average.fits (the average stack)"
+	$(BIN)/dancekit infer-tiles demo/video.fits --stride 4 --average -o demo/inferred.fits --overwrite
+	$(BIN)/dancekit evaluate demo/average.fits demo/inferred.fits --truth 'demo/video.fits[TRUTH]' -o demo/metrics.fits --overwrite --json
+	@echo "demo products in demo/: video.fits (cube + TRUTH + CATALOG), average.fits, inferred.fits, metrics.fits"
 
 figures: install  ## figures and tables of the papers, rebuilt from scripts/
 	@mkdir -p figures
 	@for s in scripts/figure_*.py; do [ -e "$$s" ] || continue; echo "== $$s"; $(BIN)/python $$s figures || exit 1; done
 
 UNET_VIDEOS ?= 60
-UNET_STEPS  ?= 1400
+UNET_STEPS  ?= 554
 weights: install  ## retrain the bundled default models (the exact commands; see dancekit/weights/README.md)
 	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-data $(UNET_VIDEOS) 1000
 	$(BIN)/dancekit train-unet weights-data --context 32 --tile 64 --steps $(UNET_STEPS) --batch 8 \

@@ -205,7 +205,8 @@ def _header(cfg, optics, atmosphere, grid, shape, frames, sky, n_stars, wcs) -> 
     header = wcs.to_header()
     header["BUNIT"] = (cfg.camera.bunit, "pixel unit")
     header["TELESCOP"] = cfg.telescope.name
-    header["INSTRUME"] = f"{cfg.camera.name} ({cfg.camera.sensor})"
+    header["INSTRUME"] = (cfg.instrument, "instrument of the config (models are matched on it)")
+    header["CAMERA"] = f"{cfg.camera.name} ({cfg.camera.sensor})"
     header["FILTER"] = cfg.optics.filter
     header["EXPTIME"] = (cfg.camera.exposure, "[s] exposure of each frame")
     header["FRAMERAT"] = (cfg.camera.frame_rate, "[1/s] frames per second")

@@ -100,3 +100,15 @@ def test_pipeline_simulate_to_average_through_stdout(tmp_path):
     average = fits.getdata(out)
     assert average.shape == (48, 40) and fits.getheader(out)["NCOMBINE"] == 3
     assert fits.getheader(out)["EXPTIME"] == 0.19  # carried from the simulated cube
+
+
+def test_first_run_path_simulate_then_infer_with_the_bundled_model(cli, tmp_path):
+    """What `make demo` does, small: the bundled C2PU model accepts a video simulate-video made."""
+    video, image = tmp_path / "v.fits", tmp_path / "i.fits"
+    assert cli("simulate-video", "--frames", "33", "--size", "64", "--stars", "20", "--seeing", "1.2",
+               "--propagation", "geometric", "--seed", "4", "-o", video).returncode == 0
+    result = cli("infer-tiles", video, "--stride", "1", "-o", image)
+    assert result.returncode == 0, result.stderr.decode()
+    header = fits.getheader(image)
+    assert fits.getdata(image).shape == (64, 64) and header["NWINDOW"] == 2 and header["CONTEXT"] == 32
+    assert header["INSTRUME"] == fits.getheader(video)["INSTRUME"] == "C2PU-Omicron"
