@@ -129,11 +129,12 @@ def bad_cases(tmp_path, cube):
         "shapes": ([tmp_path / "a.fits", tmp_path / "b.fits", "--model", model_path],
                    "frame .*b.fits is 48x60 px but the first frame .*a.fits is 48x67 px"),
         "model file": ([video, "--model", tmp_path / "junk.pt"], "junk.pt: not a loadable torch checkpoint"),
-        "no bundled": ([video], "no bundled model at .*c2pu_default.pt; pass --model PATH"),
+        # without --model the bundled C2PU model (32 frames of context) is used, and refuses 7 frames
+        "bundled model": ([video], "the video has 7 frames but the model needs a context of 32"),
     }
 
 
-@pytest.mark.parametrize("case", ["context", "instrument", "nan", "shapes", "model file", "no bundled"])
+@pytest.mark.parametrize("case", ["context", "instrument", "nan", "shapes", "model file", "bundled model"])
 def test_bad_inputs_exit_2_naming_both_sides_and_leave_nothing(cli, tmp_path, noisy_cube, case):
     args, message = bad_cases(tmp_path, noisy_cube)[case]
     out = tmp_path / "out.fits"
