@@ -102,12 +102,7 @@ def simulate_telemetry(r0: float, outer_scale: float, *, n_frames: int, diameter
     ``residual[k] + dm[k - loop_delay]`` (``delay = -loop_delay`` in
     :func:`dancekit.ao.pseudo_open_loop.pseudo_open_loop_modes`). ``seed`` int or Generator.
     """
-    if not np.isfinite(slope_noise) or slope_noise < 0:
-        raise ParameterError(f"slope noise must be >= 0 rad/m, got {slope_noise!r}")
-    if not 0.0 <= loop_gain < 2.0:
-        raise ParameterError(f"loop gain must be in [0, 2), got {loop_gain!r}")
-    if int(loop_delay) != loop_delay or loop_delay < 1:
-        raise ParameterError(f"loop delay must be an integer >= 1 frame, got {loop_delay!r}")
+    check_loop_parameters(slope_noise, loop_gain, loop_delay)
     controlled = tuple(int(j) for j in controlled_noll)
     if max_noll < max(controlled):
         raise ParameterError(
@@ -177,3 +172,13 @@ def modal_snr(turbulence_variance, noise_variance) -> np.ndarray:
     t = np.asarray(turbulence_variance, dtype=float)
     n = np.asarray(noise_variance, dtype=float)
     return np.divide(t, n, out=np.full(np.broadcast(t, n).shape, np.inf), where=n > 0)
+
+
+def check_loop_parameters(slope_noise: float, loop_gain: float, loop_delay: int) -> None:
+    """Refuse a negative slope noise (rad/m), an unstable integrator gain, or a delay below 1 frame."""
+    if not np.isfinite(slope_noise) or slope_noise < 0:
+        raise ParameterError(f"slope noise must be >= 0 rad/m, got {slope_noise!r}")
+    if not 0.0 <= loop_gain < 2.0:
+        raise ParameterError(f"loop gain must be in [0, 2), got {loop_gain!r}")
+    if int(loop_delay) != loop_delay or loop_delay < 1:
+        raise ParameterError(f"loop delay must be an integer >= 1 frame, got {loop_delay!r}")

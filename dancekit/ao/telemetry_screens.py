@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from dancekit.ao.shack_hartmann import interaction_matrix, reconstructor, valid_subapertures
-from dancekit.ao.synthetic import SyntheticTelemetry
+from dancekit.ao.synthetic import SyntheticTelemetry, check_loop_parameters
 from dancekit.ao.zernike import pupil_grid, zernike
 from dancekit.errors import ParameterError
 from dancekit.optics.frozen_flow import LayerScreen, layer_phase, screen_geometry
@@ -237,12 +237,7 @@ def simulate_screen_telemetry(r0: float, outer_scale: float, layers, *, n_frames
         raise ParameterError(f"outer scale must be > 0 m (inf: Kolmogorov), got {outer_scale!r}")
     if int(n_frames) != n_frames or n_frames < 2:
         raise ParameterError(f"n_frames must be an integer >= 2, got {n_frames!r}")
-    if not np.isfinite(slope_noise) or slope_noise < 0:
-        raise ParameterError(f"slope noise must be >= 0 rad/m, got {slope_noise!r}")
-    if not 0.0 <= loop_gain < 2.0:
-        raise ParameterError(f"loop gain must be in [0, 2), got {loop_gain!r}")
-    if int(loop_delay) != loop_delay or loop_delay < 1:
-        raise ParameterError(f"loop delay must be an integer >= 1 frame, got {loop_delay!r}")
+    check_loop_parameters(slope_noise, loop_gain, loop_delay)
     controlled = tuple(int(j) for j in controlled_noll)
     true_noll = tuple(int(j) for j in true_noll)
     ops = pupil_operators(tuple(sorted(set(true_noll) | set(controlled))), diameter, n_lenslets,
