@@ -14,12 +14,15 @@ from dancekit.cli import app
 from tests.conftest import ROOT, run_cli
 
 
-def registered_commands():
+def top_level_commands():
     import typer.main
 
-    group = typer.main.get_command(app)
+    return list(typer.main.get_command(app).commands.items())
+
+
+def registered_commands():
     names = []
-    for name, command in group.commands.items():
+    for name, command in top_level_commands():
         sub = getattr(command, "commands", None)
         names.extend([(f"{name} {s}", c) for s, c in sub.items()] if sub else [(name, command)])
     return names
@@ -29,15 +32,9 @@ def test_every_command_is_listed_with_a_summary(cli):
     result = cli("--help")
     assert result.returncode == 0
     text = result.stdout.decode()
-    for name, command in typer_group_commands():
+    for name, command in top_level_commands():
         assert name in text
         assert command.help and command.help.strip(), f"{name} has no help text"
-
-
-def typer_group_commands():
-    import typer.main
-
-    return list(typer.main.get_command(app).commands.items())
 
 
 @pytest.mark.parametrize("name", [n for n, _ in registered_commands()])
@@ -144,7 +141,7 @@ def test_bad_option_exits_2(cli, cube_file):
     assert cli("average", path, "--no-such-option").returncode == 2
 
 
-def test_internal_error_exits_1_without_traceback(cli, tmp_path, monkeypatch):
+def test_internal_error_exits_1_without_traceback():
     # an unexpected exception inside a command is a bug: exit 1, one line, traceback only with --debug
     from dancekit.commands.runtime import run_guarded
 
