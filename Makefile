@@ -15,6 +15,8 @@ $(BIN)/dancekit: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	# test-only reference for the DanceCam weight format; never a runtime dependency (it drags timm/torchvision)
 	$(BIN)/pip install --quiet --no-deps dynamic-network-architectures==0.4.4
+	# test-only: ccdproc ships a real raw CCD frame with overscan (tests/data/a8280271.fits); never imported
+	$(BIN)/pip install --quiet --no-deps ccdproc==2.5.1
 	touch $(BIN)/dancekit
 
 install: $(BIN)/dancekit  ## virtual environment with torch, dancekit and its test extras

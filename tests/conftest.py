@@ -1,8 +1,10 @@
 """Shared fixtures: the real entry point as a subprocess, and small FITS files made on the fly."""
 
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +66,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def ccdproc_raw_frame():
+    """ccdproc's real SAAO raw frame with overscan, found without importing ccdproc (installed --no-deps)."""
+    spec = importlib.util.find_spec("ccdproc")
+    if spec is None or not spec.submodule_search_locations:
+        if os.environ.get("CI"):
+            pytest.fail("ccdproc is missing: make install must add it for the real-frame tests")
+        pytest.skip("ccdproc is not installed (make install adds it for the tests)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "tests" / "data" / "a8280271.fits"
+    if not path.is_file():
+        pytest.skip("ccdproc test frame a8280271.fits is absent")
+    return path

@@ -242,13 +242,8 @@ def test_single_amplifier_frame_through_the_overscan_path(cli, tmp_path):
     assert scaled.returncode == 2 and b"has no optical-black region: the scaled method cannot measure" in scaled.stderr
 
 
-def test_the_real_ccdproc_frame_if_installed(cli, tmp_path):
-    try:
-        path = importlib.resources.files("ccdproc") / "tests" / "data" / "a8280271.fits"
-    except ModuleNotFoundError:
-        pytest.skip("ccdproc is not installed")
-    if not path.is_file():
-        pytest.skip("ccdproc test frame a8280271.fits is absent")
+def test_the_real_ccdproc_frame(cli, tmp_path, ccdproc_raw_frame):
+    path = ccdproc_raw_frame
     shape = fits.getdata(path).shape
     out = tmp_path / "reduced.fits"
     r = cli("predict-dark", path, "-c", sections_config(tmp_path, *shape), "--method", "overscan", "--subtract", "-o", out)

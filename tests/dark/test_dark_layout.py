@@ -126,15 +126,9 @@ def test_single_amplifier_layout_from_biassec_trimsec():
         parse_fits_section("4:13,1:520")
 
 
-def test_single_amplifier_layout_on_the_real_ccdproc_frame():
+def test_single_amplifier_layout_on_the_real_ccdproc_frame(ccdproc_raw_frame):
     fits = pytest.importorskip("astropy.io.fits")
-    resources = pytest.importorskip("importlib.resources")
-    try:
-        path = resources.files("ccdproc") / "tests" / "data" / "a8280271.fits"
-    except ModuleNotFoundError:
-        pytest.skip("ccdproc is not installed")
-    if not path.is_file():
-        pytest.skip("ccdproc test frame a8280271.fits is absent")
+    path = ccdproc_raw_frame
     with fits.open(path) as hdul:
         data, hdr = hdul[0].data.astype(np.float32), hdul[0].header
     lay = single_amplifier_layout(data.shape, hdr["BIASSEC"], hdr["TRIMSEC"])
