@@ -12,7 +12,8 @@ from dancekit.commands.runtime import cli_command, for_each_input, log
 from dancekit.errors import InputError, ParameterError
 
 DEFAULT_SWEEP = "1.5,2,3,4,5,7,10,15,20,30,50"
-STAR_COLUMNS = ("x_true", "y_true", "x", "y", "mag_true", "mag_residual", "centroid_residual", "d50", "d50_true", "strehl")
+STAR_COLUMNS = ("truth_index", "x_true", "y_true", "x", "y", "mag_true", "mag_residual", "centroid_residual", "d50", "d50_true",
+                "strehl")
 
 
 @cli_command
@@ -21,6 +22,7 @@ def evaluate(
     truth: Annotated[str, typer.Option("--truth", "-t", help="Turbulence-free truth, FILE[EXT] (default EXT: TRUTH if present, else the first image).")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="FITS file of tables: SUMMARY, BYMAG, SWEEP, STARS ('-' = stdout).")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Detection threshold, in units of the image's background rms.")] = 5.0,
+    truth_level: Annotated[Optional[float], typer.Option("--truth-level", help="Detection level on the truth [truth units per pixel] (default: --threshold x the lowest background rms of the images), one true-star list for all images.")] = None,
     thresholds: Annotated[str, typer.Option("--thresholds", help="Thresholds of the precision-recall sweep (comma-separated, x rms).")] = DEFAULT_SWEEP,
     match_radius: Annotated[float, typer.Option("--match-radius", help="Largest distance of a true match [pixels].")] = 2.0,
     aperture: Annotated[float, typer.Option("--aperture", help="Aperture diameter for magnitudes [pixels] (the paper: 10).")] = 10.0,
@@ -31,18 +33,21 @@ def evaluate(
 ):
     """Measure precision, recovered stars, D50, Strehl and residuals of images against the truth.
 
-    Stars are found with sep on the truth and on each image and matched one-to-one within
-    the match radius; matched stars give D50 (diameter holding half the flux), the Strehl
-    ratio of Roberts et al. 2004 (10x10-px boxes, relative to the truth), 10-px aperture
-    magnitude residuals and centroid residuals, all binned by truth magnitude, plus a
-    detection-threshold sweep (precision-recall curve) and its best-F1 point.
+    Stars are found with sep on each image and on the truth (one true-star list for all
+    images, at --truth-level) and matched one-to-one within the match radius; matched stars
+    give D50 (diameter holding half the flux, other sources masked), the Strehl ratio of
+    Roberts et al. 2004 (10x10-px boxes, relative to the truth), 10-px aperture magnitude
+    residuals and centroid residuals, all binned by truth magnitude, plus a detection-threshold
+    sweep (precision-recall curve) and its best-F1 point. With several images, the means are
+    also given over the common stars, those matched in every image.
 
     Example: dancekit evaluate image.fits image.fits[AVERAGE] --truth video.fits[TRUTH] --json
     """
     import numpy as np
 
     from dancekit.io.fits_in import FitsReader
-    from dancekit.metrics.evaluate import best_operating_point, evaluate_image, threshold_sweep
+    from dancekit.metrics.evaluate import (best_operating_point, common_star_summary, evaluate_image, noise_level,
+                                           threshold_sweep)
 
     if output is not None:
         opt.check_json_with_output(as_json, output)
@@ -65,9 +70,11 @@ def evaluate(
         truth_header = reader.header(truth_ext)
     truth_name = f"{reader.name}[{truth_ext}]" if truth_ext is not None else reader.name
     zp = zero_point if zero_point is not None else _zero_point(truth_header)
-    results: list[dict] = []
+    if truth_level is not None and not truth_level > 0:
+        raise ParameterError(f"must be > 0, got {truth_level}", source="--truth-level")
+    loaded: dict[str, list[tuple[Any, Any]]] = {}  # spec -> (image, header) per occurrence
 
-    def one(spec: str) -> None:
+    def load(spec: str) -> None:
         path, ext = _split_ext(spec)
         with FitsReader(path) as image_reader:
             image = image_reader.image(ext, ndim=2)
@@ -75,26 +82,44 @@ def evaluate(
         if image.shape != truth_image.shape:
             raise InputError(f"image {spec} is {image.shape[0]}x{image.shape[1]} px but the truth {truth_name} "
                              f"is {truth_image.shape[0]}x{truth_image.shape[1]} px")
-        evaluation = evaluate_image(image, truth_image, threshold, match_radius, aperture, zp, bins)
-        sweep = threshold_sweep(image, truth_image, sweep_levels, match_radius)
+        loaded.setdefault(spec, []).append((image, header))
+
+    code = for_each_input(inputs, load)
+    if not loaded:
+        return code
+    level = truth_level if truth_level is not None else threshold * min(noise_level(im) for each in loaded.values() for im, _ in each)
+    results: list[dict] = []
+    evaluations = []
+
+    def one(spec: str) -> None:
+        image, header = loaded[spec].pop(0)
+        evaluation = evaluate_image(image, truth_image, threshold, match_radius, aperture, zp, bins, truth_level=level)
+        sweep = threshold_sweep(image, truth_image, sweep_levels, match_radius, truth_level=level)
         scale = _pixel_scale(header) or _pixel_scale(truth_header)
-        summary = {"image": spec, **evaluation.summary(), "zero_point": zp, "pixel_scale_arcsec": scale,
+        summary = {"image": spec, **evaluation.summary(), "truth_level": level, "zero_point": zp,
+                   "pixel_scale_arcsec": scale,
                    "mean_d50_arcsec": evaluation.mean_d50 * scale if scale else None,
                    "mean_d50_truth_arcsec": evaluation.mean_d50_truth * scale if scale else None,
                    "best": best_operating_point(sweep)}
         results.append({"summary": summary, "by_magnitude": evaluation.by_magnitude, "sweep": sweep,
                         "stars": evaluation.stars})
+        evaluations.append(evaluation)
         log.info("%s: precision %.3f, recovered %.3f, mean D50 %.2f px, mean Strehl %.3f", spec,
                  evaluation.precision, evaluation.recall, evaluation.mean_d50, evaluation.mean_strehl)
 
-    code = for_each_input(inputs, one)
+    code = max(code, for_each_input([spec for spec in inputs if spec in loaded], one))
+    if len(evaluations) > 1:
+        for result, common in zip(results, common_star_summary(evaluations)):
+            scale = result["summary"]["pixel_scale_arcsec"]
+            common["common_mean_d50_arcsec"] = common["common_mean_d50"] * scale if scale else None
+            result["summary"].update(common)
     if output is not None and results:
         from dancekit.io.fits_out import write_hdus
 
         write_hdus(_tables(results, truth_name), output, overwrite)
     if as_json:
         opt.print_json({
-            "command": "evaluate", "truth": truth_name, "failed": len(inputs) - len(results),
+            "command": "evaluate", "truth": truth_name, "truth_level": level, "failed": len(inputs) - len(results),
             "results": [{**_plain(r["summary"]), "by_magnitude": _listed(r["by_magnitude"]), "sweep": _listed(r["sweep"])}
                         for r in results],
         })

@@ -40,18 +40,26 @@ class Evaluation:
         return {k: v for k, v in self.__dict__.items() if k not in ("stars", "by_magnitude")}
 
 
+def noise_level(image: np.ndarray) -> float:
+    """The background rms of ``image`` (sep), with a floor for noise-free images [image units]."""
+    data, rms = background_subtracted(image)
+    return rms if rms > 0 else max(1e-12, 1e-3 * float(np.nanmax(data)))
+
+
 def evaluate_image(image: np.ndarray, truth: np.ndarray, threshold: float = 5.0, match_radius: float = 2.0,
                    aperture_diameter: float = 10.0, zero_point: float = 0.0,
-                   magnitude_bins: np.ndarray | None = None) -> Evaluation:
-    """Detect stars on ``truth`` and ``image`` at ``threshold`` × the image's noise rms, match them
-    within ``match_radius`` px, and measure precision, recall, D50, Strehl, magnitude and centroid
-    residuals of the matched stars (binned by truth magnitude)."""
+                   magnitude_bins: np.ndarray | None = None, truth_level: float | None = None) -> Evaluation:
+    """Detect stars on ``image`` at ``threshold`` × its noise rms and on ``truth`` at ``truth_level``
+    (truth units per pixel; default the image's own level), match them within ``match_radius`` px,
+    and measure precision, recall, D50, Strehl, magnitude and centroid residuals of the matched
+    stars (binned by truth magnitude). Images compared with each other need one ``truth_level``,
+    so that their recall counts the same true stars."""
     if image.shape != truth.shape:
         raise InputError(f"image shape {image.shape} differs from the truth's {truth.shape}")
     data, rms = background_subtracted(image)
     reference, _ = background_subtracted(truth)
     level = threshold * (rms if rms > 0 else max(1e-12, 1e-3 * float(np.nanmax(reference))))
-    true_stars = detect_stars(reference, level)
+    true_stars = detect_stars(reference, level if truth_level is None else truth_level)
     found = detect_stars(data, level)
     i, j = match_one_to_one(found.x, found.y, true_stars.x, true_stars.y, match_radius)
     precision, recall = precision_recall(len(i), len(found), len(true_stars))
@@ -65,8 +73,10 @@ def evaluate_image(image: np.ndarray, truth: np.ndarray, threshold: float = 5.0,
         "x_true": xt, "y_true": yt, "x": xi, "y": yi, "mag_true": mag_true,
         "mag_residual": mag_image - mag_true,
         "centroid_residual": np.hypot(xi - xt, yi - yt),
-        "d50": d50(data, xi, yi), "d50_true": d50(reference, xt, yt),
+        "d50": d50(data, xi, yi, segmentation=found.segmentation, source_ids=i + 1),
+        "d50_true": d50(reference, xt, yt, segmentation=true_stars.segmentation, source_ids=j + 1),
         "strehl": strehl_ratio(data, reference, xi, yi, xt, yt),
+        "truth_index": j,
     }
     return Evaluation(
         n_true=len(true_stars), n_detected=len(found), n_matched=len(i), precision=precision, recall=recall,
@@ -118,16 +128,18 @@ def _nanstd(values: np.ndarray) -> float:
     return float(np.nanstd(values)) if np.isfinite(values).sum() > 1 else float("nan")
 
 
-def threshold_sweep(image: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, match_radius: float = 2.0) -> dict[str, np.ndarray]:
+def threshold_sweep(image: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, match_radius: float = 2.0,
+                    truth_level: float | None = None) -> dict[str, np.ndarray]:
     """Precision and recall against detection threshold (× noise rms): the paper's Fig. 11 curves.
 
-    The truth list is fixed (detected at the lowest threshold); only the image's detection varies.
+    The truth list is fixed (detected at ``truth_level``, default the lowest threshold × the
+    image's rms); only the image's detection varies.
     """
     data, rms = background_subtracted(image)
     reference, _ = background_subtracted(truth)
     thresholds = np.sort(np.asarray(thresholds, float))
     noise = rms if rms > 0 else 1e-3 * float(np.nanmax(reference))
-    true_stars = detect_stars(reference, thresholds[0] * noise)
+    true_stars = detect_stars(reference, thresholds[0] * noise if truth_level is None else truth_level)
     precision, recall = [], []
     for level in thresholds:
         found = detect_stars(data, level * noise)
@@ -146,3 +158,35 @@ def best_operating_point(sweep: dict[str, np.ndarray]) -> dict[str, float]:
     per image "to maximize both the precision and recovery rate" (§4.2.1)."""
     k = int(np.argmax(sweep["f1"]))
     return {key: float(sweep[key][k]) for key in ("threshold", "precision", "recall", "f1")}
+
+
+def recall_at_precision(sweep: dict[str, np.ndarray], precision: float) -> float:
+    """The highest recall of the sweep among thresholds whose precision is at least ``precision``
+    (the paper compares stacks "at approximately equal precision", Table 1 note); NaN if none."""
+    ok = np.nan_to_num(sweep["precision"], nan=0.0) >= precision
+    return float(np.max(sweep["recall"][ok])) if ok.any() else float("nan")
+
+
+def common_star_summary(evaluations: list[Evaluation]) -> list[dict[str, float]]:
+    """Means over the true stars matched in *every* evaluation (same truth list required): an image
+    that recovers more, fainter stars is otherwise judged on a harder set than one that recovers few.
+
+    Per evaluation: ``common_n`` and ``common_mean_d50``, ``common_mean_strehl``,
+    ``common_mag_residual_std``, ``common_centroid_residual_std``.
+    """
+    if len({e.n_true for e in evaluations}) > 1:
+        raise InputError("a common star set needs the same truth list for every image (one truth_level)")
+    shared = set(evaluations[0].stars["truth_index"].tolist()) if evaluations else set()
+    for e in evaluations[1:]:
+        shared &= set(e.stars["truth_index"].tolist())
+    summaries = []
+    for e in evaluations:
+        keep = np.isin(e.stars["truth_index"], list(shared))
+        summaries.append({
+            "common_n": int(keep.sum()),
+            "common_mean_d50": _nanmean(e.stars["d50"][keep]),
+            "common_mean_strehl": _nanmean(e.stars["strehl"][keep]),
+            "common_mag_residual_std": _nanstd(e.stars["mag_residual"][keep]),
+            "common_centroid_residual_std": _nanstd(e.stars["centroid_residual"][keep]),
+        })
+    return summaries

@@ -31,14 +31,24 @@ def aperture_magnitude(image: np.ndarray, x: np.ndarray, y: np.ndarray, diameter
         return np.where(flux > 0, -2.5 * np.log10(np.where(flux > 0, flux, 1.0)), np.nan)
 
 
-def d50(image: np.ndarray, x: np.ndarray, y: np.ndarray, max_radius: float = 10.0) -> np.ndarray:
+def d50(image: np.ndarray, x: np.ndarray, y: np.ndarray, max_radius: float = 10.0,
+        segmentation: np.ndarray | None = None, source_ids: np.ndarray | None = None) -> np.ndarray:
     """Diameter (pixels) of the circle holding 50 % of the flux within ``max_radius`` (sep.flux_radius × 2).
 
     This is the D50 of Bialek et al. 2024 Fig. 6 and 8 (SExtractor FLUX_RADIUS with PHOT_FLUXFRAC 0.5).
+    With a ``segmentation`` map (sep.extract's) and each star's ``source_ids`` (its label in the map),
+    pixels of other detected sources are left out, as SExtractor masks neighbours: without it, in a
+    crowded field the neighbours' light within ``max_radius`` inflates the D50 of faint stars.
     """
     x, y = np.asarray(x, float), np.asarray(y, float)
-    radius, flags = sep.flux_radius(_c_contiguous(image), x, y, np.full(len(x), max_radius), 0.5, subpix=5)
-    return np.where(flags & sep.APER_TRUNC, np.nan, 2 * radius) if len(x) else np.empty(0)
+    if not len(x):
+        return np.empty(0)
+    masking = {}
+    if segmentation is not None:
+        masking = {"segmap": np.ascontiguousarray(segmentation, dtype=np.int32),
+                   "seg_id": np.asarray(source_ids, dtype=np.int32)}
+    radius, flags = sep.flux_radius(_c_contiguous(image), x, y, np.full(len(x), max_radius), 0.5, subpix=5, **masking)
+    return np.where(flags & sep.APER_TRUNC, np.nan, 2 * radius)
 
 
 def _boxes(image: np.ndarray, x: np.ndarray, y: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

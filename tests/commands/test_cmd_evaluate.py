@@ -112,3 +112,27 @@ def test_truth_of_the_wrong_shape_exits_2_naming_both(cli, field, tmp_path):
     assert not out.exists()
     result = cli("evaluate", tmp_path / "sharp.fits", "--truth", tmp_path / "small.fits")
     assert result.returncode == 2 and "give -o metrics.fits and/or --json" in result.stderr.decode()
+
+
+def test_images_of_different_noise_are_judged_on_one_true_star_list(cli, tmp_path):
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(15, SHAPE[1] - 15, 30), rng.uniform(15, SHAPE[0] - 15, 30)
+    flux = 10 ** rng.uniform(1.5, 4.0, 30)  # the faint end is lost in the noisy image only
+    truth = star_field(1.0, x, y, flux, 0.0, 0)
+    fits.HDUList([fits.PrimaryHDU(truth), fits.ImageHDU(truth, name="TRUTH")]).writeto(tmp_path / "truth.fits")
+    fits.PrimaryHDU(star_field(1.0, x, y, flux, 0.5, 1)).writeto(tmp_path / "clean.fits")
+    fits.PrimaryHDU(star_field(1.0, x, y, flux, 8.0, 2)).writeto(tmp_path / "noisy.fits")
+    result = cli("evaluate", tmp_path / "noisy.fits", tmp_path / "clean.fits", "--truth", tmp_path / "truth.fits", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    noisy, clean = report["results"]
+    # one truth list, detected at 5 x the lower (clean) rms: the noisy image's recall is lower on it
+    assert report["truth_level"] == pytest.approx(5 * 0.5, rel=0.15)
+    assert noisy["n_true"] == clean["n_true"] and noisy["recall"] < clean["recall"]
+    # the common set is the stars the noisy image recovered (the clean one recovers them all)
+    assert noisy["common_n"] == clean["common_n"] == noisy["n_matched"] < clean["n_matched"]
+    assert clean["common_mean_d50"] == pytest.approx(d50_of_gaussian(1.0), rel=0.08)
+    fixed = cli("evaluate", tmp_path / "noisy.fits", "--truth", tmp_path / "truth.fits", "--truth-level", "40", "--json")
+    assert json.loads(fixed.stdout)["results"][0]["n_true"] < noisy["n_true"]
+    bad = cli("evaluate", tmp_path / "noisy.fits", "--truth", tmp_path / "truth.fits", "--truth-level", "-1", "--json")
+    assert bad.returncode == 2 and "--truth-level: must be > 0, got -1.0" in bad.stderr.decode()

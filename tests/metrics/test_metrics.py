@@ -83,3 +83,27 @@ def test_evaluate_blurred_field_against_truth():
     assert result.by_magnitude["n"].sum() == len(x)
     sweep = threshold_sweep(image, truth, np.array([3.0, 10.0, 100.0, 1000.0]))
     assert np.all(np.diff(sweep["recall"]) <= 0) and sweep["recall"][0] == 1.0
+
+
+def test_d50_of_a_faint_star_beside_a_bright_one_masks_the_neighbour():
+    from dancekit.metrics.detection import detect_stars
+
+    x, y = np.array([30.0, 38.0]), np.array([32.0, 32.4])
+    image = gaussian_stars((64, 64), x, y, [10000.0, 1000.0], 1.0)
+    found = detect_stars(image, 5.0)
+    assert len(found) == 2
+    faint = int(np.argmin(np.hypot(found.x - x[1], found.y - y[1])))
+    plain = d50(image, x[1:], y[1:])[0]
+    masked = d50(image, x[1:], y[1:], segmentation=found.segmentation, source_ids=np.array([faint + 1]))[0]
+    # the neighbour's light within 10 px more than doubles the unmasked D50; masked, it is the PSF's
+    assert plain > 2 * fwhm_of_pixelated(1.0)
+    assert masked == pytest.approx(fwhm_of_pixelated(1.0), rel=0.08)
+
+
+def test_recall_at_precision_takes_the_best_recall_meeting_the_precision():
+    from dancekit.metrics.evaluate import recall_at_precision
+
+    sweep = {"precision": np.array([0.80, 0.95, 0.99, np.nan]), "recall": np.array([0.9, 0.7, 0.4, 0.0])}
+    assert recall_at_precision(sweep, 0.95) == 0.7
+    assert recall_at_precision(sweep, 0.5) == 0.9
+    assert np.isnan(recall_at_precision(sweep, 0.999))
