@@ -48,7 +48,11 @@ weights: install  ## retrain the bundled default models (the exact commands; see
 	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-data $(UNET_VIDEOS) 1000
 	$(BIN)/dancekit train-unet weights-data --context 32 --tile 64 --steps $(UNET_STEPS) --batch 8 \
 	  --val-fraction 0.1 --seed 1 -o weights-data/c2pu_training.pt --overwrite
-	$(BIN)/python scripts/deployable_checkpoint.py weights-data/c2pu_training.pt dancekit/weights/c2pu_default.pt
+	$(BIN)/python scripts/deployable_checkpoint.py weights-data/c2pu_training.pt weights-data/c2pu_deployable.pt
+	# flux calibration E[e- | output] on 16 held-out videos (other seeds than the training set)
+	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-calibration 16 5000
+	$(BIN)/python scripts/calibrate_unet_flux.py weights-data/c2pu_deployable.pt weights-calibration \
+	  -o dancekit/weights/c2pu_default.pt
 
 clean:
 	rm -rf $(VENV) demo figures .pytest_cache build *.egg-info

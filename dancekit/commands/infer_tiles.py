@@ -74,6 +74,7 @@ def infer_tiles(
         tile=_positive(tile, "--tile") if tile is not None else int(loaded["tile"] or cfg.unet.tile),
         overlap=cfg.unet.overlap if overlap is None else overlap,
         inverse=loaded["inverse"], background=background.value, device=torch_device, average=average,
+        calibration=loaded["calibration"],
     )
     run = dict(cfg=cfg, cfg_hash=config_hash(cfg), loaded=loaded, settings=settings,
                ignore_instrument=ignore_instrument, output=output, overwrite=overwrite)
@@ -147,7 +148,9 @@ def _describe(header: Any, result: Any, settings: dict, loaded: dict, gain: floa
     header["NCOMBINE"] = (result.n_frames - len(result.masked_frames), "frames used")
     header["NMASKED"] = (len(result.masked_frames), "frames masked (no finite pixel)")
     header["NPIXREPL"] = (result.replaced_pixels, "non-finite pixels replaced by the frame median")
-    header["ANSCINV"] = (loaded["inverse"], "inverse Anscombe transform of the model")
+    calibrated = loaded["calibration"] is not None
+    header["ANSCINV"] = ("calibrated" if calibrated else loaded["inverse"], "inverse Anscombe transform of the model")
+    header["FLUXCAL"] = (calibrated, "output via the model's measured E[e- | output]")
     header["GAINUSED"] = (float(gain), "e-/unit used to reach electrons for Anscombe")
     header["BKGMODE"] = (result.background_mode, "sky: restored (included) or subtracted")
     header["BKGSUB"] = (result.background_mode == "subtract", "True: the sky level is NOT in the data")
@@ -253,6 +256,7 @@ def _read_model(path: str) -> dict:
 
     from dancekit.unet.checkpoint import load_state_dict_any
     from dancekit.unet.model import build_unet
+    from dancekit.unet.flux_calibration import FluxCalibration
     from dancekit.unet.preprocess import INVERSES
 
     digest = hashlib.sha256()
@@ -274,12 +278,18 @@ def _read_model(path: str) -> dict:
     inverse = obj.get("inverse", "unbiased") if isinstance(obj, dict) else "unbiased"
     if inverse not in INVERSES:
         raise InputError(f"checkpoint names an unknown Anscombe inverse '{inverse}' (allowed: {', '.join(INVERSES)})", source=path)
+    calibration = None
+    if isinstance(obj, dict) and obj.get("flux_calibration") is not None:
+        try:
+            calibration = FluxCalibration.from_dict(obj["flux_calibration"])
+        except (InputError, ParameterError) as exc:
+            raise InputError(str(exc), source=path) from None
     stored_context = obj.get("context") if isinstance(obj, dict) else None
     if stored_context is not None and int(stored_context) != config.in_channels:
         raise InputError(f"checkpoint says context {stored_context} but its network takes {config.in_channels} frames", source=path)
     summary = next((obj[k] for k in SUMMARY_KEYS if isinstance(obj, dict) and isinstance(obj.get(k), dict)), {})
     return {"model": network, "name": os.path.basename(path), "path": path, "sha256": digest.hexdigest(),
-            "format": "dancekit" if is_dancekit else "DanceCam", "inverse": inverse,
+            "format": "dancekit" if is_dancekit else "DanceCam", "inverse": inverse, "calibration": calibration,
             "instrument": obj.get("instrument") if isinstance(obj, dict) else None,
             "tile": obj.get("tile") if isinstance(obj, dict) and isinstance(obj.get("tile"), int) else None,
             "context": config.in_channels, "summary": summary}

@@ -88,7 +88,7 @@ def infer_video(read_frames: ReadFrames, n_frames: int, shape: tuple[int, int], 
                 context: int | None = None, stride: int = 1, tile: int = 256, overlap: float = 0.5,
                 batch: int = 8, inverse: str = "unbiased", background: str = "restore", gain: float = 1.0,
                 device: str | torch.device = "cpu", average: bool = False,
-                progress: Callable[[int], None] | None = None) -> InferenceResult:
+                progress: Callable[[int], None] | None = None, calibration=None) -> InferenceResult:
     """Infer the turbulence-free image of a (T, H, W) video streamed by ``read_frames``.
 
     Parameters
@@ -109,13 +109,15 @@ def infer_video(read_frames: ReadFrames, n_frames: int, shape: tuple[int, int], 
     device : where the network runs.
     average : also return the plain temporal mean (the paper's average stack).
     progress : called with 1 after each window is queued.
+    calibration : the model's measured flux calibration (``flux_calibration.FluxCalibration``),
+        used instead of ``inverse`` when given.
     """
     context = _resolve_context(model, context)
     _validate(n_frames, shape, context, stride, tile, batch, inverse, background, gain, model)
     if n_frames < context:
         raise InputError(f"the video has {n_frames} frames but the model needs a context of {context}")
     grid = TileGrid.for_image(shape, tile, overlap)
-    runner = _TileRunner(model, grid, inverse, torch.device(device), batch)
+    runner = _TileRunner(model, grid, inverse, torch.device(device), batch, calibration)
     ring = np.empty((context, *grid.padded_shape), dtype=np.float32)
     stack = RunningMean(tuple(shape)) if average else None
     masked: list[int] = []
@@ -176,8 +178,10 @@ class _TileRunner:
     """Queues (K, tile, tile) windows of tiles, runs them through the network ``batch`` at a time,
     and blends the outputs into (H_pad, W_pad) float64 sums."""
 
-    def __init__(self, model: torch.nn.Module, grid: TileGrid, inverse: str, device: torch.device, batch: int):
+    def __init__(self, model: torch.nn.Module, grid: TileGrid, inverse: str, device: torch.device, batch: int,
+                 calibration=None):
         self.model, self.grid, self.inverse, self.device, self.batch = model, grid, inverse, device, batch
+        self.calibration = calibration
         self.image_sum = np.zeros(grid.padded_shape, dtype=np.float64)
         self.background_sum = np.zeros(grid.padded_shape, dtype=np.float64)
         self._indices: list[int] = []
@@ -196,7 +200,7 @@ class _TileRunner:
         with torch.inference_mode():
             x, level = network_input(windows)                                   # (B, K, t, t), (B,)
             out = forward_image(self.model, x)                                  # (B, 1, t, t)
-            image = network_output_to_electrons(out, self.inverse)              # (B, t, t) e- per frame
+            image = network_output_to_electrons(out, self.inverse, self.calibration)  # (B, t, t) e- per frame
         image, level = image.double().cpu().numpy(), level.double().cpu().numpy()
         for b, k in enumerate(self._indices):
             self.grid.accumulate(self.image_sum, k, image[b])

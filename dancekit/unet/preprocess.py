@@ -38,14 +38,18 @@ def network_target(truth: torch.Tensor) -> torch.Tensor:
 INVERSES = ("unbiased", "algebraic")
 
 
-def network_output_to_electrons(output: torch.Tensor, inverse: str = "unbiased") -> torch.Tensor:
+def network_output_to_electrons(output: torch.Tensor, inverse: str = "unbiased", calibration=None) -> torch.Tensor:
     """Network output (B, 1, H, W) in Anscombe units -> sky-free image (B, H, W) in electrons per frame.
 
     ``unbiased``: Mäkitalo & Foi's closed form, as the paper and DanceCam's code (needed for their
     weights). ``algebraic``: y²/4 − 3/8, the exact inverse of the noise-free target's transform; the
     unbiased form adds about +0.2 e- to faint pixels (+0.19 at 1 e-, +0.26 at 100 e-), which a
     model trained on noise-free targets does not need. Which one a model uses is stored with it.
+    A ``calibration`` (``flux_calibration.FluxCalibration``, stored with the model when measured)
+    replaces both: the measured E[x | y] of that model's outputs.
     """
+    if calibration is not None:
+        return calibration.to_electrons(output[:, 0])
     y = torch.clamp(output[:, 0], min=ANSCOMBE_FLOOR)
     if inverse == "unbiased":
         return inverse_anscombe(y)

@@ -73,6 +73,22 @@ def test_constant_video_through_a_constant_output_model_gives_a_constant_image(c
     assert header["NWINDOW"] == 3 and header["CONTEXT"] == 4 and header["NTILES"] == 3 * 4  # rows start 0, 16, 18; columns 0, 16, 32, 41
 
 
+def test_a_stored_flux_calibration_replaces_the_anscombe_inverse(cli, tmp_path):
+    """Knots (1, 0) and (5, 40): the constant output 3.0 maps to 20 e- by linear interpolation."""
+    calibration = {"y": [1.0, 5.0], "x": [0.0, 40.0], "pixels": 1000}
+    model_path = save_dancekit(tmp_path / "m.pt", constant_output_model(3.0), flux_calibration=calibration)
+    video = write_video(tmp_path / "v.fits", np.full((5, 40, 40), 250.0, dtype=np.float32))
+    result = cli("infer-tiles", video, "--model", model_path, "--tile", "32", "-o", tmp_path / "out.fits")
+    assert result.returncode == 0, result.stderr.decode()
+    image, header = fits.getdata(tmp_path / "out.fits"), fits.getheader(tmp_path / "out.fits")
+    np.testing.assert_allclose(image, 250.0 + 20.0, rtol=1e-5)
+    assert header["ANSCINV"] == "calibrated" and header["FLUXCAL"] is True
+    broken = save_dancekit(tmp_path / "b.pt", constant_output_model(3.0), flux_calibration={"y": [1.0, 5.0], "x": [9.0, 4.0]})
+    result = cli("infer-tiles", video, "--model", broken, "--tile", "32", "-o", tmp_path / "bad.fits")
+    assert result.returncode == 2 and not (tmp_path / "bad.fits").exists()
+    assert "b.pt: flux calibration knots must have y increasing and x non-decreasing" in result.stderr.decode()
+
+
 def test_product_carries_header_wcs_model_identity_average_and_masked_frames(cli, tmp_path, noisy_cube):
     model_path = save_dancekit(tmp_path / "m.pt", build_unet(SMALL, seed=4))
     noisy_cube = np.concatenate([noisy_cube, noisy_cube[:2]])  # 9 frames, 3 of them NaN
