@@ -51,8 +51,8 @@ weights: install  ## retrain the bundled default models (the exact commands; see
 	$(BIN)/python scripts/deployable_checkpoint.py weights-data/c2pu_training.pt weights-data/c2pu_deployable.pt
 	# flux calibration E[e- | output] on 16 held-out videos (other seeds than the training set)
 	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-calibration 16 5000
-	$(BIN)/python scripts/calibrate_unet_flux.py weights-data/c2pu_deployable.pt weights-calibration \
-	  -o dancekit/weights/c2pu_default.pt
+	$(BIN)/dancekit calibrate-unet weights-data/c2pu_deployable.pt weights-calibration \
+	  -o dancekit/weights/c2pu_default.pt --overwrite
 
 clean:
 	rm -rf $(VENV) demo figures .pytest_cache build *.egg-info

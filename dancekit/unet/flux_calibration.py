@@ -121,6 +121,7 @@ def predictions_on_videos(model: torch.nn.Module, videos: Iterable[tuple[np.ndar
 
     predicted, truths = [], []
     model.eval()
+    device = next(model.parameters()).device
     for frames, truth in videos:
         starts = range(0, len(frames) - context + 1, stride)
         if not len(starts):
@@ -128,7 +129,7 @@ def predictions_on_videos(model: torch.nn.Module, videos: Iterable[tuple[np.ndar
         for start in starts:
             window = torch.from_numpy(np.ascontiguousarray(frames[start:start + context], dtype=np.float32))[None]
             with torch.inference_mode():
-                x, _ = network_input(window)
-                predicted.append(forward_image(model, x)[0, 0].numpy())
+                x, _ = network_input(window.to(device))
+                predicted.append(forward_image(model, x)[0, 0].float().cpu().numpy())
             truths.append(np.asarray(truth, dtype=np.float32))
     return np.stack(predicted), np.stack(truths)
