@@ -17,6 +17,7 @@ def calibrate_unet(
     videos: Annotated[list[str], typer.Argument(help="Held-out simulated videos (with TRUTH), or folders of them.", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="The calibrated checkpoint (may be MODEL itself with --overwrite).")],
     stride: Annotated[int, typer.Option("--stride", help="Frames between calibration windows.")] = 2,
+    dihedral_mean: Annotated[bool, typer.Option("--dihedral-mean", help="Calibrate, and have infer-tiles run, the mean over the 8 rotations and flips of each tile (8x the compute).")] = False,
     device: opt.Device = opt.DeviceChoice.auto,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
@@ -26,7 +27,9 @@ def calibrate_unet(
     A U-Net trained with a mean-squared error on Anscombe-transformed targets predicts the mean
     of the transform, and inverting that mean algebraically loses flux wherever the network is
     uncertain, faint stars most. The calibration, measured on simulated videos the model was not
-    trained on, replaces the inverse in infer-tiles (header ANSCINV = 'calibrated').
+    trained on, replaces the inverse in infer-tiles (header ANSCINV = 'calibrated'). With
+    --dihedral-mean the model is calibrated for, and infer-tiles then runs, the mean of the
+    outputs over the 8 rotations and flips of each tile (header TTA = 'dihedral8').
 
     Example: dancekit calibrate-unet model.pt heldout/ -o model_calibrated.pt
     """
@@ -61,7 +64,7 @@ def calibrate_unet(
             raise InputError(f"has {source.shape[0]} frames, fewer than the model's context of {context}", source=source.name)
     log.info("calibrating %s on %d videos (context %d, stride %d)", model, len(sources), context, stride)
     predicted, truth = predictions_on_videos(
-        network, ((s.read_frames(0, s.shape[0]), s.read_truth()) for s in sources), context, stride)
+        network, ((s.read_frames(0, s.shape[0]), s.read_truth()) for s in sources), context, stride, dihedral_mean)
     calibration = fit_flux_calibration(predicted, truth)
     inverse = checkpoint.get("inverse", "unbiased")
     output_tensor = torch.from_numpy(predicted)[:, None]
@@ -71,6 +74,7 @@ def calibrate_unet(
     summary = {
         "command": "calibrate-unet", "model": model, "output": output, "videos": len(sources),
         "windows": int(predicted.shape[0]), "pixels": calibration.pixels, "knots": len(calibration.y),
+        "dihedral_mean": dihedral_mean,
         "inverse": inverse,
         "flux_ratio_inverse": float(plain.sum() / truth.sum()),
         "flux_ratio_calibrated": float(calibrated.sum() / truth.sum()),
@@ -79,6 +83,8 @@ def calibrate_unet(
     }
     checkpoint["flux_calibration"] = {**calibration.to_dict(), "videos": [os.path.basename(s.name) for s in sources],
                                       "stride": stride}
+    # the calibration holds for the outputs it was measured on, so the model now prescribes them
+    checkpoint["test_time_augmentation"] = "dihedral8" if dihedral_mean else "none"
     write_checkpoint(checkpoint, output, overwrite=overwrite)
     log.info("output / true flux: %s inverse %.3f, calibrated %.3f (on pixels of truth > 5 e-: %.3f, %.3f)",
              inverse, summary["flux_ratio_inverse"], summary["flux_ratio_calibrated"],

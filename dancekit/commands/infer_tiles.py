@@ -74,7 +74,7 @@ def infer_tiles(
         tile=_positive(tile, "--tile") if tile is not None else int(loaded["tile"] or cfg.unet.tile),
         overlap=cfg.unet.overlap if overlap is None else overlap,
         inverse=loaded["inverse"], background=background.value, device=torch_device, average=average,
-        calibration=loaded["calibration"],
+        calibration=loaded["calibration"], dihedral_mean=loaded["tta"] == "dihedral8",
     )
     run = dict(cfg=cfg, cfg_hash=config_hash(cfg), loaded=loaded, settings=settings,
                ignore_instrument=ignore_instrument, output=output, overwrite=overwrite)
@@ -151,6 +151,7 @@ def _describe(header: Any, result: Any, settings: dict, loaded: dict, gain: floa
     calibrated = loaded["calibration"] is not None
     header["ANSCINV"] = ("calibrated" if calibrated else loaded["inverse"], "inverse Anscombe transform of the model")
     header["FLUXCAL"] = (calibrated, "output via the model's measured E[e- | output]")
+    header["TTA"] = (loaded["tta"], "test-time augmentation: mean over 8 rot/flips")
     header["GAINUSED"] = (float(gain), "e-/unit used to reach electrons for Anscombe")
     header["BKGMODE"] = (result.background_mode, "sky: restored (included) or subtracted")
     header["BKGSUB"] = (result.background_mode == "subtract", "True: the sky level is NOT in the data")
@@ -284,12 +285,15 @@ def _read_model(path: str) -> dict:
             calibration = FluxCalibration.from_dict(obj["flux_calibration"])
         except (InputError, ParameterError) as exc:
             raise InputError(str(exc), source=path) from None
+    tta = obj.get("test_time_augmentation", "none") if isinstance(obj, dict) else "none"
+    if tta not in ("none", "dihedral8"):
+        raise InputError(f"checkpoint asks for an unknown test-time augmentation '{tta}' (allowed: none, dihedral8)", source=path)
     stored_context = obj.get("context") if isinstance(obj, dict) else None
     if stored_context is not None and int(stored_context) != config.in_channels:
         raise InputError(f"checkpoint says context {stored_context} but its network takes {config.in_channels} frames", source=path)
     summary = next((obj[k] for k in SUMMARY_KEYS if isinstance(obj, dict) and isinstance(obj.get(k), dict)), {})
     return {"model": network, "name": os.path.basename(path), "path": path, "sha256": digest.hexdigest(),
-            "format": "dancekit" if is_dancekit else "DanceCam", "inverse": inverse, "calibration": calibration,
+            "format": "dancekit" if is_dancekit else "DanceCam", "inverse": inverse, "calibration": calibration, "tta": tta,
             "instrument": obj.get("instrument") if isinstance(obj, dict) else None,
             "tile": obj.get("tile") if isinstance(obj, dict) and isinstance(obj.get("tile"), int) else None,
             "context": config.in_channels, "summary": summary}

@@ -113,10 +113,11 @@ def _non_decreasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def predictions_on_videos(model: torch.nn.Module, videos: Iterable[tuple[np.ndarray, np.ndarray]], context: int,
-                          stride: int = 2) -> tuple[np.ndarray, np.ndarray]:
+                          stride: int = 2, dihedral_mean: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Network outputs [Anscombe units] and the matching truth [e-] for every window of each
-    (frames (T, H, W) e-, truth (H, W) e- per frame) video; H and W must suit the network."""
-    from dancekit.unet.inference import forward_image
+    (frames (T, H, W) e-, truth (H, W) e- per frame) video; H and W must suit the network.
+    ``dihedral_mean``: outputs averaged over rotations and flips, as infer-tiles will run them."""
+    from dancekit.unet.inference import forward_dihedral_mean, forward_image
     from dancekit.unet.preprocess import network_input
 
     predicted, truths = [], []
@@ -130,6 +131,7 @@ def predictions_on_videos(model: torch.nn.Module, videos: Iterable[tuple[np.ndar
             window = torch.from_numpy(np.ascontiguousarray(frames[start:start + context], dtype=np.float32))[None]
             with torch.inference_mode():
                 x, _ = network_input(window.to(device))
-                predicted.append(forward_image(model, x)[0, 0].float().cpu().numpy())
+                forward = forward_dihedral_mean if dihedral_mean else forward_image
+                predicted.append(forward(model, x)[0, 0].float().cpu().numpy())
             truths.append(np.asarray(truth, dtype=np.float32))
     return np.stack(predicted), np.stack(truths)

@@ -88,7 +88,8 @@ def infer_video(read_frames: ReadFrames, n_frames: int, shape: tuple[int, int], 
                 context: int | None = None, stride: int = 1, tile: int = 256, overlap: float = 0.5,
                 batch: int = 8, inverse: str = "unbiased", background: str = "restore", gain: float = 1.0,
                 device: str | torch.device = "cpu", average: bool = False,
-                progress: Callable[[int], None] | None = None, calibration=None) -> InferenceResult:
+                progress: Callable[[int], None] | None = None, calibration=None,
+                dihedral_mean: bool = False) -> InferenceResult:
     """Infer the turbulence-free image of a (T, H, W) video streamed by ``read_frames``.
 
     Parameters
@@ -111,13 +112,15 @@ def infer_video(read_frames: ReadFrames, n_frames: int, shape: tuple[int, int], 
     progress : called with 1 after each window is queued.
     calibration : the model's measured flux calibration (``flux_calibration.FluxCalibration``),
         used instead of ``inverse`` when given.
+    dihedral_mean : average the network's outputs over the 8 rotations and flips of each tile
+        (test-time augmentation; 8x the compute): see ``forward_dihedral_mean``.
     """
     context = _resolve_context(model, context)
     _validate(n_frames, shape, context, stride, tile, batch, inverse, background, gain, model)
     if n_frames < context:
         raise InputError(f"the video has {n_frames} frames but the model needs a context of {context}")
     grid = TileGrid.for_image(shape, tile, overlap)
-    runner = _TileRunner(model, grid, inverse, torch.device(device), batch, calibration)
+    runner = _TileRunner(model, grid, inverse, torch.device(device), batch, calibration, dihedral_mean)
     ring = np.empty((context, *grid.padded_shape), dtype=np.float32)
     stack = RunningMean(tuple(shape)) if average else None
     masked: list[int] = []
@@ -179,9 +182,10 @@ class _TileRunner:
     and blends the outputs into (H_pad, W_pad) float64 sums."""
 
     def __init__(self, model: torch.nn.Module, grid: TileGrid, inverse: str, device: torch.device, batch: int,
-                 calibration=None):
+                 calibration=None, dihedral_mean: bool = False):
         self.model, self.grid, self.inverse, self.device, self.batch = model, grid, inverse, device, batch
         self.calibration = calibration
+        self.forward = forward_dihedral_mean if dihedral_mean else forward_image
         self.image_sum = np.zeros(grid.padded_shape, dtype=np.float64)
         self.background_sum = np.zeros(grid.padded_shape, dtype=np.float64)
         self._indices: list[int] = []
@@ -199,7 +203,7 @@ class _TileRunner:
         windows = torch.from_numpy(np.stack(self._tiles)).to(self.device)      # (B, K, tile, tile) e-
         with torch.inference_mode():
             x, level = network_input(windows)                                   # (B, K, t, t), (B,)
-            out = forward_image(self.model, x)                                  # (B, 1, t, t)
+            out = self.forward(self.model, x)                                   # (B, 1, t, t)
             image = network_output_to_electrons(out, self.inverse, self.calibration)  # (B, t, t) e- per frame
         image, level = image.double().cpu().numpy(), level.double().cpu().numpy()
         for b, k in enumerate(self._indices):
@@ -217,6 +221,25 @@ def forward_image(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise ParameterError(f"the model returned {tuple(out.shape)} for input {tuple(x.shape)}; "
                              f"expected one full-resolution image per window, (B, 1, {x.shape[2]}, {x.shape[3]})")
     return out
+
+
+def forward_dihedral_mean(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The mean of the outputs for the 8 rotations and flips of ``x`` (B, K, H, W), each turned back.
+
+    The model was trained on rotated and flipped tiles (``unet.augment``), so each of the 8 is a
+    valid estimate of the same sky; their mean has less of the network's variance. The result is
+    exactly equivariant: rotating the input rotates the output.
+    """
+    total = None
+    for turns in range(4):
+        for flip in (False, True):
+            xi = torch.rot90(x, turns, (2, 3))
+            xi = torch.flip(xi, (3,)) if flip else xi
+            out = forward_image(model, xi)
+            out = torch.flip(out, (3,)) if flip else out
+            out = torch.rot90(out, -turns, (2, 3))
+            total = out if total is None else total + out
+    return total / 8
 
 
 def _resolve_context(model: torch.nn.Module, context: int | None) -> int:

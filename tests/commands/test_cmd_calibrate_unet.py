@@ -41,8 +41,24 @@ def test_calibration_is_stored_and_restores_the_flux_of_the_calibration_set(cli,
     stored = torch.load(out, weights_only=True)["flux_calibration"]
     assert len(stored["y"]) == summary["knots"] >= 2 and stored["videos"] == ["v0.fits", "v1.fits", "v2.fits"]
     assert hashlib.sha256(model.read_bytes()).hexdigest() == before  # the input model is untouched
+    assert torch.load(out, weights_only=True)["test_time_augmentation"] == "none"
     again = cli("calibrate-unet", model, tmp_path / "held", "-o", out)
     assert again.returncode == 2 and "exists" in again.stderr.decode()
+
+
+def test_a_model_calibrated_with_the_dihedral_mean_makes_infer_tiles_run_it(cli, tmp_path):
+    model = save_dancekit(tmp_path / "m.pt", build_unet(SMALL, seed=2), inverse="algebraic")
+    write_training_video(tmp_path / "v.fits", 5)
+    out = tmp_path / "cal.pt"
+    result = cli("calibrate-unet", model, tmp_path / "v.fits", "-o", out, "--dihedral-mean", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout)["dihedral_mean"] is True
+    assert torch.load(out, weights_only=True)["test_time_augmentation"] == "dihedral8"
+    image = tmp_path / "image.fits"
+    result = cli("infer-tiles", tmp_path / "v.fits", "--model", out, "--tile", "32", "-o", image)
+    assert result.returncode == 0, result.stderr.decode()
+    header = fits.getheader(image)
+    assert header["TTA"] == "dihedral8" and header["ANSCINV"] == "calibrated"
 
 
 def test_refusals_name_the_problem_and_write_nothing(cli, tmp_path):

@@ -130,3 +130,22 @@ def test_too_few_usable_frames_and_a_context_mismatch_are_refused_naming_both():
         run(cube, MeanOfFrames(4), context=8)
     with pytest.raises(ParameterError, match="not a multiple of the model's total stride 4"):
         run(cube, build_unet(SMALL), tile=30)
+
+
+def test_dihedral_mean_is_exactly_equivariant_and_leaves_an_equivariant_model_unchanged():
+    from dancekit.unet.inference import forward_dihedral_mean, forward_image
+
+    x = torch.from_numpy(np.random.default_rng(4).normal(size=(2, 4, 16, 16)).astype(np.float32))
+    model = build_unet(SMALL, seed=3).eval()  # random weights: not equivariant by itself
+    with torch.no_grad():
+        plain = forward_image(model, x)
+        turned = forward_image(model, torch.rot90(x, 1, (2, 3)))
+        assert not torch.allclose(turned, torch.rot90(plain, 1, (2, 3)), atol=1e-3)
+        mean = forward_dihedral_mean(model, x)
+        for turns, flip in ((1, False), (2, True), (3, False)):
+            xi = torch.rot90(x, turns, (2, 3))
+            xi = torch.flip(xi, (3,)) if flip else xi
+            expected = torch.rot90(mean, turns, (2, 3))
+            expected = torch.flip(expected, (3,)) if flip else expected
+            torch.testing.assert_close(forward_dihedral_mean(model, xi), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(forward_dihedral_mean(MeanOfFrames(4), x), forward_image(MeanOfFrames(4), x))
