@@ -10,7 +10,8 @@
    FFT (pixel integration). Pipeline and floor are timed alternately; the minimum of the repeats
    is kept (the machine is shared: ratios from the same run are what count), by wall clock and by
    the process's CPU time (less sensitive to other jobs on the machine). Issue 3's goal: ratio
-   <= 1.5.
+   <= 1.5. Then the same in a finite band (SDSS r, 3 wavelengths, ``render_band_frame``): the
+   floor is 3x the window FFTs (one pupil grid per wavelength) and one real FFT per star.
 2. Wall time and peak memory (ru_maxrss of a fresh process per case) of ``simulate_frames`` +
    ``simulate_truth`` (the library work of ``dancekit simulate-video``; noise and FITS writing
    are not included) for the paper's training unit (256 x 256, 64 frames, 1000 stars) and the
@@ -25,6 +26,7 @@ Run: python benchmarks/bench_simulate_video.py [--quick] [--threads N] [--m92-fr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -62,41 +64,56 @@ def c2pu():
 
 # ---------------------------------------------------------------- 1. PSFs per second vs FFT floor
 
-def psf_setup(stars: int, n: int = 128, oversampling: int = 4):
+def psf_setup(stars: int, n: int = 128, oversampling: int = 4, n_wavelengths: int = 1):
     from dancekit.optics.frozen_flow import make_layer_screen
     from dancekit.optics.imaging import pixel_to_field_angle
     from dancekit.optics.psf import pupil_sampling
     from dancekit.optics.pupil import annular_pupil, tukey_incident_wave
+    from dancekit.optics.spectrum import band_channels, band_wavelengths
 
     cfg, atmosphere, optics = c2pu()
     o = optics("fresnel")
-    dx = pupil_sampling(o.wavelength, o.pixel_scale, oversampling, n)
+    wavelengths, weights = band_wavelengths(o.wavelength, cfg.optics.bandwidth, n_wavelengths)
+    dx = pupil_sampling(min(wavelengths), o.pixel_scale, oversampling, n)  # the screens' sampling
+    window = n if n_wavelengths == 1 else 2 * int(np.ceil(max(wavelengths) / min(wavelengths) * n / 2)) + 2
     rng = np.random.default_rng(SEED)
     shape = (256, 256)
     positions = rng.uniform(0, 255, (stars, 2))
     angles = pixel_to_field_angle(positions, shape, o.pixel_scale)
     generator = torch.Generator().manual_seed(SEED)
     scale = (o.wavelength / 500e-9) ** 1.2
-    layers = [make_layer_screen(n, dx, layer.altitude, layer.wind, 2.0, angles, layer.r0 * scale, layer.L0,
+    layers = [make_layer_screen(window, dx, layer.altitude, layer.wind, 2.0, angles, layer.r0 * scale, layer.L0,
                                 generator=generator) for layer in atmosphere.layers]
+    channels = band_channels(wavelengths, weights, n, o.pixel_scale, oversampling, o.aperture, o.obstruction,
+                             fresnel=True)
     return dict(layers=layers, pupil=annular_pupil(n, dx, o.aperture, o.obstruction), positions=positions,
+                channels=channels,
                 fluxes=np.ones(stars), angles=angles, shape=shape, wavelength=o.wavelength, oversampling=oversampling,
                 incident=tukey_incident_wave(n, dx, o.aperture), substeps=o.substeps, exposure=o.exposure)
 
 
 def time_render(setup, mode: str, max_windows: int) -> float:
-    from dancekit.optics.imaging import render_frame
+    from dancekit.optics.imaging import render_band_frame, render_frame
 
     t0, c0 = time.perf_counter(), time.process_time()
-    render_frame(setup["layers"], setup["pupil"], setup["positions"], setup["fluxes"], setup["angles"],
-                 setup["shape"], wavelength=setup["wavelength"], oversampling=setup["oversampling"], t_start=0.5,
-                 exposure=setup["exposure"], n_substeps=setup["substeps"], incident=setup["incident"], mode=mode,
-                 max_windows=max_windows)
+    if len(setup["channels"]) == 1:
+        render_frame(setup["layers"], setup["pupil"], setup["positions"], setup["fluxes"], setup["angles"],
+                     setup["shape"], wavelength=setup["wavelength"], oversampling=setup["oversampling"], t_start=0.5,
+                     exposure=setup["exposure"], n_substeps=setup["substeps"], incident=setup["incident"], mode=mode,
+                     max_windows=max_windows)
+    else:
+        channels = setup["channels"] if mode == "fresnel" else [
+            dataclasses.replace(c, incident=None) for c in setup["channels"]]
+        render_band_frame(setup["layers"], channels, setup["positions"], setup["fluxes"], setup["angles"],
+                          setup["shape"], phase_wavelength=setup["wavelength"], oversampling=setup["oversampling"],
+                          t_start=0.5, exposure=setup["exposure"], n_substeps=setup["substeps"], mode=mode,
+                          max_windows=max_windows)
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def time_fft_floor(n: int, stars: int, substeps: int, steps: int, max_windows: int) -> float:
-    """The FFTs the same frame needs, batched as render_frame batches them, on random data."""
+def time_fft_floor(n: int, stars: int, substeps: int, steps: int, max_windows: int, wavelengths: int = 1) -> float:
+    """The FFTs the same frame needs, batched as render_frame batches them, on random data (in a
+    band: the window FFTs once per wavelength, the real FFT of the summed PSF once per star)."""
     per_chunk = max(1, max_windows // substeps)
     fields = torch.randn(per_chunk * substeps, n, n, dtype=torch.complex64)
     psfs = torch.rand(per_chunk, n, n)
@@ -104,9 +121,10 @@ def time_fft_floor(n: int, stars: int, substeps: int, steps: int, max_windows: i
     for start in range(0, stars, per_chunk):
         c = min(per_chunk, stars - start)
         batch = fields[: c * substeps]
-        for _ in range(steps):
-            torch.fft.ifft2(torch.fft.fft2(batch))
-        torch.fft.fft2(batch)
+        for _ in range(wavelengths):
+            for _ in range(steps):
+                torch.fft.ifft2(torch.fft.fft2(batch))
+            torch.fft.fft2(batch)
         torch.fft.rfft2(psfs[:c])
     return time.perf_counter() - t0, time.process_time() - c0
 
@@ -120,14 +138,15 @@ def default_batch(mode: str, n: int) -> int:
     return max(1, BATCH_SAMPLES[mode] // (n * n))
 
 
-def psf_rates(stars: int, repeats: int, batch_sizes) -> None:
-    setup = psf_setup(stars)
+def psf_rates(stars: int, repeats: int, batch_sizes, n_wavelengths: int = 1) -> None:
+    setup = psf_setup(stars, n_wavelengths=n_wavelengths)
     n, k = setup["pupil"].shape[-1], setup["substeps"]
     heights = sorted({layer.height for layer in setup["layers"]}, reverse=True)
     steps = sum(1 for h, below in zip(heights, heights[1:] + [0.0]) if h > below)
     print(f"C2PU: n = {n}, oversampling {setup['oversampling']}, {len(setup['layers'])} layers at "
           f"{', '.join(f'{h:g}' for h in heights)} m, {k} sub-steps per frame, {stars} stars per frame, "
-          f"seeing {SEEING}\" (min of {repeats} repeats, torch threads = {torch.get_num_threads()})")
+          f"seeing {SEEING}\", {n_wavelengths} wavelength(s) (min of {repeats} repeats, torch threads = "
+          f"{torch.get_num_threads()})")
     print(f"{'':24s} {'wall clock':^32s}   {'CPU time (process)':^32s}")
     print(f"{'mode':10s} {'windows/batch':>13s} " + 2 * f"{'PSFs/s':>9s} {'FFT floor PSFs/s':>17s} {'ratio':>6s}   ")
     for mode in ("geometric", "fresnel"):
@@ -138,7 +157,7 @@ def psf_rates(stars: int, repeats: int, batch_sizes) -> None:
             render, floor = [], []
             for _ in range(repeats):
                 render.append(time_render(setup, mode, batch))
-                floor.append(time_fft_floor(n, stars, k, mode_steps, batch))
+                floor.append(time_fft_floor(n, stars, k, mode_steps, batch, n_wavelengths))
             row = f"{mode:10s} {batch:13d} "
             for clock in (0, 1):
                 t_render, t_floor = min(r[clock] for r in render), min(f[clock] for f in floor)
@@ -231,9 +250,11 @@ def main() -> None:
         return
     if args.quick:
         psf_rates(stars=64, repeats=3, batch_sizes=(None,))
+        psf_rates(stars=64, repeats=2, batch_sizes=(None,), n_wavelengths=3)
         cases = [("training", "geometric", 4), ("training", "fresnel", 2), ("m92", "geometric", 2)]
     else:
         psf_rates(stars=256, repeats=5, batch_sizes=(None, 256))
+        psf_rates(stars=256, repeats=3, batch_sizes=(None,), n_wavelengths=3)
         frames = max(2, args.m92_frames)
         cases = [("training", "geometric", 64), ("training", "fresnel", 64),
                  ("m92", "geometric", frames), ("m92", "fresnel", frames)]

@@ -90,8 +90,6 @@ def simulate_video(
         raise ParameterError(f"need at least 1 frame, got {frames}", source="--frames")
     if seeing is not None and seeing <= 0:
         raise ParameterError(f"seeing must be > 0 arcsec, got {seeing}", source="--seeing")
-    if cfg.optics.n_wavelengths != 1:
-        raise ParameterError("polychromatic simulation (optics.n_wavelengths > 1) is not supported yet; set it to 1", source=config)
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
     field_seq, atmosphere_seq, screen_seq, noise_seq, motion_seq = np.random.SeedSequence(seed).spawn(5)
     torch_device = resolve_device(device)
@@ -100,6 +98,7 @@ def simulate_video(
         cfg.telescope.aperture, cfg.telescope.obstruction, cfg.optics.wavelength,
         atm.ARCSEC * cfg.camera.pixel_scale, cfg.camera.exposure, 1 / cfg.camera.frame_rate, cfg.atmosphere.substeps,
         (propagation.value if propagation else cfg.optics.propagation), cfg.optics.oversampling,
+        cfg.optics.bandwidth, cfg.optics.n_wavelengths,
     )
     profile = [atm.LayerSpec(layer.altitude, layer.cn2_fraction, layer.wind_speed, layer.wind_speed_sigma,
                              layer.wind_direction, layer.L0) for layer in cfg.atmosphere.layers]
@@ -183,16 +182,20 @@ def _read_catalogue(path: str) -> dict:
 
 def _check_memory(shape, frames, optics, atmosphere):
     """Estimate the peak memory before any work and refuse what cannot fit."""
-    from dancekit.sky.video import pupil_grid, screen_pixels
+    from dancekit.optics.imaging import BATCH_SAMPLES
+    from dancekit.sky.video import pupil_grid, screen_pixels, window_size
 
     grid = pupil_grid(optics, atmosphere.r0_at(optics.wavelength))
     field_radius = math.hypot(*shape) / 2 * optics.pixel_scale
     duration = frames / (1 / optics.frame_interval) + optics.exposure
     cube = 3 * frames * shape[0] * shape[1] * 4  # noise-free, noisy and the written copy, float32
-    sizes = screen_pixels(atmosphere, grid, duration, field_radius)
+    sizes = screen_pixels(atmosphere, grid, duration, field_radius, window_size(grid, optics))
     # float32 screens are kept (4 B/px); making one briefly needs ~100 B/px (complex FFT, subharmonics)
     screens = 4 * sum(sizes) + SCREEN_BUILD_BYTES * max(sizes)
-    estimate = cube + screens + 512 * 2**20
+    # one batch of pupil fields: ~6 complex64 arrays per sample in flight, plus two kept buffers and
+    # the float32 power of the batch per wavelength (render_band_frame's per-wavelength plans)
+    batch = BATCH_SAMPLES[optics.propagation] * (6 * 8 + optics.n_wavelengths * (2 * 8 + 4))
+    estimate = cube + screens + batch + 512 * 2**20
     available = available_memory()
     if available and estimate > available:
         raise ParameterError(
@@ -213,7 +216,13 @@ def _header(cfg, optics, atmosphere, grid, shape, frames, sky, n_stars, wcs) -> 
     header["FRAMEDT"] = (1 / cfg.camera.frame_rate, "[s] time between frame starts")
     header["NFRAMES"] = frames
     header["PIXSCALE"] = (cfg.camera.pixel_scale, "[arcsec/pixel]")
-    header["WAVELEN"] = (optics.wavelength, "[m] simulation wavelength")
+    header["WAVELEN"] = (optics.wavelength, "[m] central (photon-weighted mean) wavelength")
+    wavelengths, weights = optics.band()
+    header["BANDWID"] = (optics.bandwidth if len(wavelengths) > 1 else 0.0, "[m] full width of the band (0: monochromatic)")
+    header["NWAVE"] = (len(wavelengths), "wavelengths sampling the band (flat photon spectrum)")
+    for i, (wavelength, weight) in enumerate(zip(wavelengths, weights), 1):
+        header[f"WAVE{i}"] = (wavelength, f"[m] simulated wavelength {i}")
+        header[f"WWGT{i}"] = (weight, f"photon fraction at WAVE{i}")
     header["APERTURE"] = (optics.aperture, "[m] primary diameter")
     header["OBSTRUCT"] = (optics.obstruction, "linear central obstruction")
     header["GAIN"] = (cfg.camera.gain, "[e-/ADU]")
@@ -222,7 +231,7 @@ def _header(cfg, optics, atmosphere, grid, shape, frames, sky, n_stars, wcs) -> 
     header["PROPMODE"] = (optics.propagation, "fresnel (split-step) or geometric")
     header["NSUBSTEP"] = (optics.substeps, "turbulence sub-steps per exposure")
     header["PUPILN"] = (grid.n, "pupil grid samples per side")
-    header["PUPILDX"] = (grid.sampling, "[m] pupil grid sampling")
+    header["PUPILDX"] = (grid.sampling, "[m] pupil grid sampling (at the shortest WAVEi)")
     header["PSFOVS"] = (grid.oversampling, "PSF samples per pixel before binning")
     header["R0_500"] = (atmosphere.r0, "[m] total r0 at 500 nm at zenith")
     header["SEE_500"] = (atmosphere.seeing_at(500e-9), "[arcsec] seeing at 500 nm (0.98 lambda/r0)")

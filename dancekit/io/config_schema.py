@@ -32,14 +32,19 @@ class Telescope:
 @dataclass(frozen=True)
 class Optics:
     wavelength: float  # m, central wavelength of the band
-    bandwidth: float = 0.0  # m, full width of the band; 0 = monochromatic
-    n_wavelengths: int = 1  # wavelengths sampled across the band when bandwidth > 0
+    bandwidth: float = 0.0  # m, full width of a top-hat band (flat photon spectrum); used when n_wavelengths > 1
+    n_wavelengths: int = 1  # wavelengths sampling the band (midpoints of equal sub-bands); 1 = monochromatic
     propagation: str = "fresnel"  # "fresnel" (split-step, scintillation) or "geometric" (phases summed)
     oversampling: int = 2  # PSF samples per detector pixel (then pixel-integrated and binned)
     filter: str = ""  # name of the filter, written to FILTER
 
     def __post_init__(self):
         _require(self.wavelength > 0, f"optics.wavelength must be > 0 m, got {self.wavelength}")
+        _require(0 <= self.bandwidth < self.wavelength,
+                 f"optics.bandwidth must be in [0, wavelength = {self.wavelength:g}) m, got {self.bandwidth}")
+        _require(self.n_wavelengths >= 1, f"optics.n_wavelengths must be >= 1, got {self.n_wavelengths}")
+        _require(self.n_wavelengths == 1 or self.bandwidth > 0,
+                 f"optics.n_wavelengths = {self.n_wavelengths} needs optics.bandwidth > 0 m")
         _require(self.propagation in ("fresnel", "geometric"), f"optics.propagation must be 'fresnel' or 'geometric', got '{self.propagation}'")
         _require(self.oversampling >= 1, f"optics.oversampling must be >= 1, got {self.oversampling}")
 

@@ -40,18 +40,22 @@ def unit_phasor(phase: torch.Tensor) -> torch.Tensor:
 class BatchedPSF:
     """Unnormalised instantaneous PSFs |FFT(field * pupil)|^2 of batches of windows.
 
-    layers: frozen-flow layers on the pupil grid (any order; empty: no atmosphere); pupil: (n, n)
-    transmission; wavelength (m); incident: real (n, n) amplitude of the entering wave (Fresnel
-    mode; None: 1); mode: "fresnel" or "geometric" (as :func:`split_step`). ``norm`` is
+    layers: frozen-flow layers (any order; empty: no atmosphere); pupil: (n, n) transmission;
+    wavelength (m); incident: real (n, n) amplitude of the entering wave (Fresnel mode; None: 1);
+    mode: "fresnel" or "geometric" (as :func:`split_step`). ``sampling``: the pupil grid's spacing
+    (m/px), None for the layers' own; ``phase_scale``: factor on the layers' phases (lambda_ref /
+    lambda when they are in radians at lambda_ref; :mod:`dancekit.optics.spectrum`). ``norm`` is
     n^2 sum(pupil^2): dividing by it gives :func:`fine_psf`'s normalisation.
     """
 
     def __init__(self, layers: list[LayerScreen], pupil: torch.Tensor, wavelength: float,
-                 incident: torch.Tensor | None = None, mode: str = "fresnel"):
+                 incident: torch.Tensor | None = None, mode: str = "fresnel", *,
+                 sampling: float | None = None, phase_scale: float = 1.0):
         if mode not in MODES:
             raise ParameterError(f"mode = {mode!r}: choose one of {', '.join(MODES)}")
         n = pupil.shape[-1]
         self.n, self.device = n, pupil.device
+        self.phase_scale = float(phase_scale)
         flat = pupil.reshape(-1).to(torch.float32)
         self.pixels = torch.nonzero(flat > 0).squeeze(1)  # (P,) row-major flat indices
         self.pupil_values = flat[self.pixels]
@@ -59,19 +63,23 @@ class BatchedPSF:
         self._buffers: dict = {}
         self.layers = sorted(layers, key=lambda layer: -layer.height)  # propagation order
         if layers:
-            sampling = layers[0].sampling
-            if any(abs(layer.sampling - sampling) > 1e-12 * sampling for layer in layers):
-                raise ParameterError("layers have different samplings: all must use the pupil grid's")
+            screen = layers[0].sampling
+            if any(abs(layer.sampling - screen) > 1e-12 * screen for layer in layers):
+                raise ParameterError("layers have different samplings: all screens must share one")
+        self.sampling = None if not layers else (layers[0].sampling if sampling is None else float(sampling))
         self.mode = mode if self.layers else "geometric"
         if self.mode == "geometric":
-            self.samplers = [WindowSampler(layer, n, self.pixels) for layer in self.layers]
+            self.samplers = [self._sampler(layer, self.pixels) for layer in self.layers]
             if not self.layers and mode == "fresnel" and incident is not None:
                 self.pupil_values = self.pupil_values * incident.reshape(-1).to(flat)[self.pixels]
             return
         self._setup_fresnel(wavelength, incident)
 
+    def _sampler(self, layer: LayerScreen, pixels: torch.Tensor | None) -> WindowSampler:
+        return WindowSampler(layer, self.n, pixels, spacing=self.sampling, phase_scale=self.phase_scale)
+
     def _setup_fresnel(self, wavelength, incident):
-        n, sampling = self.n, self.layers[0].sampling
+        n, sampling = self.n, self.sampling
         heights = [layer.height for layer in self.layers]
         z_max = max_fresnel_distance(n, wavelength, sampling)
         if heights[0] > z_max:
@@ -84,6 +92,8 @@ class BatchedPSF:
         self.support = None  # where the first layer's phase matters: where the incident wave is
         if self.incident is not None:
             self.support = torch.nonzero(self.incident > 0).squeeze(1)
+            self.incident_support = self.incident[self.support]
+            self.incident_pupil = self.incident[self.pixels]
         self.at_pupil = self.distances[-1] == 0  # the last layer lies on the pupil
         self.samplers = []
         for i, layer in enumerate(self.layers):
@@ -93,7 +103,7 @@ class BatchedPSF:
                 where = self.support
             else:
                 where = None
-            self.samplers.append(WindowSampler(layer, n, where))
+            self.samplers.append(self._sampler(layer, where))
 
     def check_windows(self, angles: torch.Tensor, times: torch.Tensor) -> None:
         """Raise unless every window (angles (B, 2), times (B,)) stays inside every screen; the
@@ -148,7 +158,7 @@ class BatchedPSF:
                 phasor = unit_phasor(samples) * self.pupil_values
                 phasor = phasor if inverse is None else phasor[inverse]
                 if field is None:
-                    before = self.incident[self.pixels] if self.incident is not None else 1.0
+                    before = self.incident_pupil if self.incident is not None else 1.0
                 else:
                     before = torch.gather(field.reshape(b, -1), 1, self.pixels.expand(b, -1))
                 return phasor * before
@@ -158,7 +168,7 @@ class BatchedPSF:
                     field = phasor.reshape(b, n, n)
                 else:
                     entry = self._buffer("entry", (b, n * n))
-                    entry.scatter_(1, self.support.expand(b, -1), phasor.mul_(self.incident[self.support]))
+                    entry.scatter_(1, self.support.expand(b, -1), phasor.mul_(self.incident_support))
                     field = entry.reshape(b, n, n)
                     if self.transfer[i] is None:
                         field = field.clone()  # the next layer multiplies in place

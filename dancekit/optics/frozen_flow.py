@@ -31,7 +31,7 @@ class LayerScreen:
     """One turbulent layer: its screen and where the pupil sits on it.
 
     phase: (rows, cols) phase (rad) at the simulation wavelength; sampling: screen spacing (m/px),
-    equal to the pupil-grid spacing; height: above the telescope (m); wind: (vx, vy) air velocity in
+    equal to the pupil-grid spacing (of the shortest wavelength of a band); height: above the telescope (m); wind: (vx, vy) air velocity in
     the sky frame (m/s); direction: unit vector (sky frame) of the screen's column axis; origin:
     (col, row) screen-pixel coordinates of the sky-frame point (0, 0) at t = 0.
     """
@@ -142,13 +142,17 @@ class WindowSampler:
     (h theta - v t) in screen pixels. ``pixels``: (P,) flat indices into the n x n grid (row-major)
     where the phase is needed (e.g. inside the pupil), None for all n^2. Windows of a ground
     layer (h = 0) that share a time are interpolated once. Raises like :func:`layer_phase` when a
-    window leaves the screen.
+    window leaves the screen. ``spacing``: the pupil grid's spacing (m/px) when it differs from the
+    screen's (another wavelength: :mod:`dancekit.optics.spectrum`); ``phase_scale``: factor on the
+    sampled phases (lambda_screen / lambda for an optical-path screen seen at lambda).
     """
 
-    def __init__(self, layer: LayerScreen, n: int, pixels: torch.Tensor | None = None):
+    def __init__(self, layer: LayerScreen, n: int, pixels: torch.Tensor | None = None, *,
+                 spacing: float | None = None, phase_scale: float = 1.0):
         self.layer = layer
+        self.phase_scale = float(phase_scale)
         rows, cols = layer.phase.shape
-        base = _base_coordinates(layer, n)  # (n, n, 2) float64
+        base = _base_coordinates(layer, n, spacing)  # (n, n, 2) float64
         device = base.device
         self._corners = base[[0, 0, -1, -1], [0, -1, 0, -1]]  # the window is affine: extremes at corners
         self._scale = torch.tensor([2.0 / (cols - 1), 2.0 / (rows - 1)], dtype=torch.float64, device=device)
@@ -192,6 +196,8 @@ class WindowSampler:
         grid = self._grid[None] + (offset * self._scale).to(torch.float32)[:, :, None]  # (U, 2, P)
         samples = torch.nn.functional.grid_sample(self._source, grid.permute(0, 2, 1)[None], mode="bilinear",
                                                   padding_mode="border", align_corners=True)[0, 0]
+        if self.phase_scale != 1.0:
+            samples.mul_(self.phase_scale)
         return samples, inverse
 
     def check_inside(self, angles: torch.Tensor, times: torch.Tensor) -> None:
@@ -212,10 +218,12 @@ class WindowSampler:
             )
 
 
-def _base_coordinates(layer: LayerScreen, n) -> torch.Tensor:
-    """Screen coordinates (col, row) (n, n, 2) float64 of the pupil pixels at zero offset."""
+def _base_coordinates(layer: LayerScreen, n, spacing: float | None = None) -> torch.Tensor:
+    """Screen coordinates (col, row) (n, n, 2) float64 of the pupil pixels at zero offset, for a
+    pupil grid of ``spacing`` (m/px; None: the screen's sampling)."""
     device = layer.phase.device
-    axis = (torch.arange(n, dtype=torch.float64, device=device) - n // 2) * layer.sampling
+    spacing = layer.sampling if spacing is None else float(spacing)
+    axis = (torch.arange(n, dtype=torch.float64, device=device) - n // 2) * spacing
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1)  # (n, n, 2) = (x, y)
     origin = torch.tensor(layer.origin, dtype=torch.float64, device=device)
     return _to_screen_frame(grid, layer.direction, layer.sampling) + origin

@@ -60,6 +60,10 @@ def test_catalogue_input_places_stars_through_the_wcs(cli, tmp_path):
         (["--catalog", "NOCOLS"], "catalogue has no 'mag' column"),
         (["--size", "4x4"], "--size: '4x4': need N or HxW with each side >= 8 pixels"),
         (["--set", "optics.wavelength=-1"], "optics.wavelength must be > 0 m"),
+        (["--set", "optics.n_wavelengths=3", "--set", "optics.bandwidth=-1e-8"],
+         "optics.bandwidth must be in [0, wavelength = 6.5e-07) m, got -1e-08"),
+        (["--set", "optics.n_wavelengths=3", "--set", "optics.bandwidth=6.5e-7"],
+         "optics.bandwidth must be in [0, wavelength = 6.5e-07) m, got 6.5e-07"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(cli, tmp_path, args, message):
@@ -72,6 +76,23 @@ def test_bad_input_exits_2_and_writes_nothing(cli, tmp_path, args, message):
     assert message.replace("MISSING", str(tmp_path / "missing.fits")) in result.stderr.decode()
     assert len(result.stderr.decode().strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_band_video_records_its_wavelengths_and_keeps_the_flux_of_its_truth(cli, tmp_path):
+    paths = {name: tmp_path / f"{name}.fits" for name in ("band", "mono")}
+    runs = {"band": ["--set", "optics.n_wavelengths=3"], "mono": ["--set", "optics.bandwidth=0"]}
+    for name, extra in runs.items():
+        result = cli("simulate-video", *SMALL, "--seed", "3", *extra, "-o", paths[name])
+        assert result.returncode == 0, result.stderr.decode()
+    band = fits.getheader(paths["band"])
+    assert band["NWAVE"] == 3 and band["BANDWID"] == 1.4e-7 and band["WAVELEN"] == 6.5e-7
+    np.testing.assert_allclose([band[f"WAVE{i}"] for i in (1, 2, 3)], [603.333e-9, 650e-9, 696.667e-9], rtol=1e-5)
+    assert [band[f"WWGT{i}"] for i in (1, 2, 3)] == pytest.approx([1 / 3] * 3)
+    mono = fits.getheader(paths["mono"])
+    assert mono["NWAVE"] == 1 and mono["BANDWID"] == 0 and mono["WAVE1"] == 6.5e-7
+    band_truth, mono_truth = fits.getdata(paths["band"], "TRUTH"), fits.getdata(paths["mono"], "TRUTH")
+    assert np.abs(band_truth - mono_truth).max() > 1e-3 * mono_truth.max()  # the band changes the truth
+    assert band_truth.sum() == pytest.approx(mono_truth.sum(), rel=2e-3)  # but not its flux
 
 
 def test_memory_estimate_refuses_before_working(cli, tmp_path, monkeypatch):
