@@ -49,9 +49,9 @@ weights: install  ## retrain the bundled default models (the exact commands; see
 	$(BIN)/dancekit train-unet weights-data --context 32 --tile 64 --steps $(UNET_STEPS) --batch 8 \
 	  --val-fraction 0.1 --seed 1 -o weights-data/c2pu_training.pt --overwrite
 	$(BIN)/python scripts/deployable_checkpoint.py weights-data/c2pu_training.pt weights-data/c2pu_deployable.pt
-	# flux calibration E[e- | output] on 16 held-out videos (other seeds than the training set)
+	# flux calibration E[e- | output] of the mean over 8 rotations/flips, on 16 held-out videos (other seeds)
 	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-calibration 16 5000
-	$(BIN)/dancekit calibrate-unet weights-data/c2pu_deployable.pt weights-calibration \
+	$(BIN)/dancekit calibrate-unet weights-data/c2pu_deployable.pt weights-calibration --dihedral-mean \
 	  -o dancekit/weights/c2pu_default.pt --overwrite
 
 clean:
