@@ -14,6 +14,8 @@ differs is only the order of the work, chosen so that the FFTs dominate the time
 - the pupil field enters its FFT through a buffer that stays zero outside the pupil (written
   with scatter_, read with gather: faster than fancy indexing), and |F|^2 is summed over the
   sub-steps of a star in place on the spectrum's memory;
+- after the last Fresnel step only the pupil's pixels are read, so that inverse FFT transforms
+  only the pupil's columns along y (the same numbers as ifft2, ~30 % less work);
 - the Fresnel transfer functions are built once per frame, not once per batch, and the screens'
   bounds are checked once per frame (at the first and last sub-step of every star).
 """
@@ -35,6 +37,22 @@ def unit_phasor(phase: torch.Tensor) -> torch.Tensor:
         values = phase.numpy()
         return torch.complex(torch.from_numpy(np.cos(values)), torch.from_numpy(np.sin(values)))
     return torch.complex(torch.cos(phase), torch.sin(phase))
+
+
+def weighted_phasor(phase: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """weights exp(i phase) (complex64) of a real phase (rad) (B, P) and real weights (P,) (an
+    amplitude, a pupil transmission). On CPU the products land straight in the interleaved
+    (re, im) memory of the result: no complex assembly, no complex-by-real multiply."""
+    phase = phase.to(torch.float32)
+    weights = weights.to(torch.float32)
+    if phase.device.type == "cpu" and not (phase.requires_grad or weights.requires_grad):
+        values, scale = phase.numpy(), weights.numpy()
+        out = torch.empty((*phase.shape, 2), dtype=torch.float32)
+        pair = out.numpy()
+        np.multiply(np.cos(values), scale, out=pair[..., 0])
+        np.multiply(np.sin(values), scale, out=pair[..., 1])
+        return torch.view_as_complex(out)
+    return torch.complex(torch.cos(phase) * weights, torch.sin(phase) * weights)
 
 
 class BatchedPSF:
@@ -59,6 +77,12 @@ class BatchedPSF:
         flat = pupil.reshape(-1).to(torch.float32)
         self.pixels = torch.nonzero(flat > 0).squeeze(1)  # (P,) row-major flat indices
         self.pupil_values = flat[self.pixels]
+        # columns of the grid that hold the pupil, and its pixels as flat indices into them:
+        # after the last propagation only these columns are transformed back (_pupil_columns)
+        columns = self.pixels % n
+        self.column_range = (int(columns.min()), int(columns.max()) + 1) if len(columns) else (0, n)
+        width = self.column_range[1] - self.column_range[0]
+        self.pixels_in_columns = (self.pixels // n) * width + (columns - self.column_range[0])
         self.norm = float(n * n * flat.double().square().sum())
         self._buffers: dict = {}
         self.layers = sorted(layers, key=lambda layer: -layer.height)  # propagation order
@@ -145,39 +169,54 @@ class BatchedPSF:
             samples, inverse = sampler.distinct(angles, times, check)
             samples = samples if inverse is None else samples[inverse]
             phase = samples if phase is None else phase.add_(samples)
-        return unit_phasor(phase) * self.pupil_values
+        return weighted_phasor(phase, self.pupil_values)
 
     def _fresnel_values(self, angles, times, check):
         """Field times pupil at the pupil pixels, (B, P): split-step from the highest layer."""
         b, n = angles.shape[0], self.n
         last = len(self.samplers) - 1
         field = None  # (B, n, n), or None while it is still the incident wave
+        final_step = last - 1 if self.at_pupil else last  # the propagation that reaches the pupil
         for i, sampler in enumerate(self.samplers):
             samples, inverse = sampler.distinct(angles, times, check)
             if i == last and self.at_pupil:  # only the pupil pixels matter
-                phasor = unit_phasor(samples) * self.pupil_values
+                phasor = weighted_phasor(samples, self.pupil_values)
                 phasor = phasor if inverse is None else phasor[inverse]
                 if field is None:
                     before = self.incident_pupil if self.incident is not None else 1.0
                 else:
-                    before = torch.gather(field.reshape(b, -1), 1, self.pixels.expand(b, -1))
+                    before = self._at_pupil_pixels(field)
                 return phasor * before
-            phasor = unit_phasor(samples if inverse is None else samples[inverse])
             if field is None:
                 if self.support is None:
-                    field = phasor.reshape(b, n, n)
+                    field = unit_phasor(samples if inverse is None else samples[inverse]).reshape(b, n, n)
                 else:
                     entry = self._buffer("entry", (b, n * n))
-                    entry.scatter_(1, self.support.expand(b, -1), phasor.mul_(self.incident_support))
+                    phasor = weighted_phasor(samples, self.incident_support)
+                    entry.scatter_(1, self.support.expand(b, -1), phasor if inverse is None else phasor[inverse])
                     field = entry.reshape(b, n, n)
                     if self.transfer[i] is None:
                         field = field.clone()  # the next layer multiplies in place
             else:
-                field.mul_(phasor.reshape(b, n, n))
+                field.mul_(unit_phasor(samples if inverse is None else samples[inverse]).reshape(b, n, n))
             if self.transfer[i] is not None:
-                spectrum = torch.fft.fft2(field)
-                field = torch.fft.ifft2(spectrum.mul_(self.transfer[i]))
-        return torch.gather(field.reshape(b, -1), 1, self.pixels.expand(b, -1)) * self.pupil_values
+                spectrum = torch.fft.fft2(field).mul_(self.transfer[i])
+                field = self._pupil_columns(spectrum) if i == final_step else torch.fft.ifft2(spectrum)
+        return self._at_pupil_pixels(field) * self.pupil_values
+
+    def _pupil_columns(self, spectrum: torch.Tensor) -> torch.Tensor:
+        """The inverse 2-D FFT of spectra (B, n, n) on the pupil's columns only, (B, n, w): the
+        rows are inverted in full, then only the w columns that the pupil reaches (the same
+        numbers as ifft2, ~30 % less work on the C2PU grid)."""
+        start, stop = self.column_range
+        rows = torch.fft.ifft(spectrum, dim=-1)
+        return torch.fft.ifft(rows[..., start:stop], dim=-2)
+
+    def _at_pupil_pixels(self, field: torch.Tensor) -> torch.Tensor:
+        """Values (B, P) at the pupil pixels of fields (B, n, n), or (B, n, w) from :meth:`_pupil_columns`."""
+        b = field.shape[0]
+        index = self.pixels if field.shape[-1] == self.n else self.pixels_in_columns
+        return torch.gather(field.reshape(b, -1), 1, index.expand(b, -1))
 
     def _pupil_spectrum(self, values: torch.Tensor) -> torch.Tensor:
         """2-D FFT of fields (B, n, n) that are zero outside the pupil, given there as (B, P);
