@@ -53,6 +53,14 @@ weights: install  ## retrain the bundled default models (the exact commands; see
 	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-calibration 16 5000
 	$(BIN)/dancekit calibrate-unet weights-data/c2pu_deployable.pt weights-calibration --dihedral-mean \
 	  -o dancekit/weights/c2pu_default.pt --overwrite
+	mkdir -p build/dark_demo
+	$(BIN)/dancekit simulate-dark --n 6 --temperature -25,-15,-10,-5 --seed 1 -o build/dark_demo/darks --overwrite
+	$(BIN)/dancekit train-dark build/dark_demo/darks --epochs 8 --width 8 --crop 256 \
+	  --set model.n_blocks=3 --set model.discriminator_width=16 --set model.coordinates=true \
+	  --set model.template=true --set model.target=above_scaled --set model.loss_bce=0 --set model.loss_mse=0 \
+	  --set model.learning_rate=1e-3 --set model.lr_decay=0.5 --set model.val_fraction=0.17 \
+	  --seed 1 -o build/dark_demo/model.pt --overwrite
+	$(BIN)/python scripts/deployable_checkpoint.py build/dark_demo/model.pt dancekit/weights/lamost_dark_demo.pt
 
 clean:
 	rm -rf $(VENV) demo figures .pytest_cache build *.egg-info

@@ -68,7 +68,7 @@ def predict_dark(
     if name in ("median", "scaled") and master is None:
         raise ParameterError(f"--method {name} needs --master MASTER.fits (make one with: dancekit train-dark DARKS... "
                              "--make-master MASTER.fits)", source="--master")
-    generator, checkpoint, master_file = None, None, None
+    generator, checkpoint, master_file, model_template = None, None, None, None
     if name == "gan":
         import torch
 
@@ -85,6 +85,13 @@ def predict_dark(
         generator.to(resolve_device(device)).eval()
         torch.set_grad_enabled(False)
         model_layout = layout_from_mapping(checkpoint["layout"])
+        if "template" in checkpoint:
+            from dancekit.dark.template_codec import decode_template
+
+            try:
+                model_template = decode_template(checkpoint["template"])
+            except InputError as exc:
+                raise exc.with_source(model_path)
     elif name in ("median", "scaled"):
         median_mosaic, template_mosaic, master_layout_map, master_header = read_master(master)
         master_layout = layout_from_mapping(master_layout_map)
@@ -111,8 +118,10 @@ def predict_dark(
         conditioning = checkpoint["conditioning"] if checkpoint else {"mode": "profile", "coordinates": False}
         dark = predict_active_dark(name, frame.data, layout, master=master_file, generator=generator,
                                    mode=conditioning["mode"], coordinates=conditioning["coordinates"],
-                                   target=conditioning.get("target", "absolute"),
-                                   bias_degree=cfg.model.bias_degree)
+                                   target=conditioning.get("target", "absolute"), template=model_template,
+                                   template_plane=bool(conditioning.get("template", False)),
+                                   bias_degree=conditioning.get("bias_degree", cfg.model.bias_degree) if checkpoint
+                                   else cfg.model.bias_degree)
         active = region_stack(frame.data, layout, "active")
         image = assemble_active(active - dark if subtract else dark, layout).astype(np.float32)
         out = fits.PrimaryHDU(image)

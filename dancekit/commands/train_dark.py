@@ -46,7 +46,10 @@ def train_dark(
 
     Each readout channel of each frame is one sample: its overscan and optical-black strips
     brought to the active grid are the input, its active area the target (ADU through the
-    affine stored in the model). Losses MSE(D) + BCE(G) + MSE(G) + L1(G), Adam, batch 1. A share
+    affine stored in the model). Losses MSE(D) + BCE(G) + MSE(G) + L1(G) with the config's
+    weights (both adversarial weights 0: L1 only, no discriminator), Adam, batch 1. With
+    model.template / model.target above_scaled the master template of the training frames is an
+    input plane / the reference the target is measured from, and the model file carries it. A share
     of the frames (model.val_fraction) is held out: after every epoch the RMSE [ADU] of the
     prediction against them is measured and the best weights are kept; the median and scaled
     baselines fitted on the training frames are measured on the same frames. With --make-master
@@ -57,7 +60,9 @@ def train_dark(
     import torch
 
     from dancekit.dark.cameras import describe_layout, layout_from_config, layout_from_mapping, layout_to_mapping, same_geometry
-    from dancekit.dark.conditioning import AduScaling, fit_adu_scaling, n_input_planes, network_inputs, network_targets, target_adu
+    from dancekit.dark.conditioning import (AduScaling, fit_adu_scaling, n_input_planes, network_inputs, network_targets,
+                                            target_adu, uses_template)
+    from dancekit.dark.template_codec import decode_template, encode_template
     from dancekit.dark.inference import check_raw_frame, fit_master_dark, gan_dark, predict_active_dark
     from dancekit.dark.layout import assemble_active, region_stack
     from dancekit.dark.baselines import rmse
@@ -127,9 +132,17 @@ def train_dark(
     if not train_paths:
         raise InputError(f"no training frames left after holding out {len(val_paths)} for validation", source=data[0])
 
+    m = cfg.model
+    conditioning = dict(state["conditioning"]) if state else {
+        "mode": m.conditioning, "coordinates": m.coordinates, "target": m.target, "template": m.template,
+        "bias_degree": m.bias_degree}
+    conditioning.setdefault("template", False)  # model files older than the template option
+    conditioning.setdefault("bias_degree", 3)
+    needs_template = uses_template(conditioning)
+
     # master dark from (at most master_frames of) the training frames
     master = None
-    if make_master or val_paths:
+    if make_master or val_paths or (needs_template and not state):
         pick = np.random.default_rng(streams[MASTER_STREAM]).permutation(len(train_paths))[:master_frames]
         master = fit_master_dark(np.stack([load(train_paths[i]) for i in sorted(pick)]), layout, cfg.model.bias_degree)
         log.info("master dark from %d training frames", master.n_frames)
@@ -149,16 +162,29 @@ def train_dark(
             opt.print_json({"command": "train-dark", "master": make_master, "frames": master.n_frames})
         return 0
 
-    m = cfg.model
-    conditioning = dict(state["conditioning"]) if state else {"mode": m.conditioning, "coordinates": m.coordinates, "target": m.target}
+    # the master template the model carries (input plane / "above_scaled" reference), quantised
+    # (``template_codec``) before use so that training and prediction see the same numbers
+    stored_template = None
+    if needs_template:
+        if state:
+            stored_template = state["template"]
+        else:
+            if not np.isfinite(master.scaled.template).all():
+                raise InputError(f"model.template / target above_scaled need the scaled baseline's template, which "
+                                 f"layout {describe_layout(layout)} cannot make (no optical-black region)", source=data[0])
+            stored_template = encode_template(master.scaled.template)
+    template = decode_template(stored_template) if needs_template else None
+    bias_degree = conditioning.get("bias_degree", 3)
     if state:
         gconf = dict(state["generator_config"])
         scaling = AduScaling(gconf["adu_offset"], gconf["adu_scale"])
     else:
         spread = np.unique(np.linspace(0, len(train_paths) - 1, min(SCALING_FRAMES, len(train_paths))).round().astype(int))
-        sample_targets = np.concatenate([target_adu(load(train_paths[i]), layout, conditioning["target"]).ravel() for i in spread])
+        sample_targets = np.concatenate([target_adu(load(train_paths[i]), layout, conditioning["target"], template, bias_degree).ravel()
+                                         for i in spread])
         scaling = fit_adu_scaling(sample_targets, tail=m.adu_tail)
-        gconf = dict(in_channels=n_input_planes(layout, coordinates=conditioning["coordinates"]), width=width or m.width,
+        gconf = dict(in_channels=n_input_planes(layout, template=conditioning["template"], coordinates=conditioning["coordinates"]),
+                     width=width or m.width,
                      n_blocks=m.n_blocks, norm=m.norm, adu_offset=scaling.offset, adu_scale=scaling.scale)
     if state and width is not None and width != gconf["width"]:
         log.warning("--width is ignored on --resume: the checkpoint's network is used")
@@ -167,7 +193,7 @@ def train_dark(
         crop=crop if crop is not None else stored.get("crop", m.crop),
         loss_bce=stored.get("loss_bce", m.loss_bce), loss_mse=stored.get("loss_mse", m.loss_mse),
         loss_l1=stored.get("loss_l1", m.loss_l1), discriminator_loss=stored.get("discriminator_loss", m.discriminator_loss),
-        learning_rate=stored.get("learning_rate", m.learning_rate),
+        learning_rate=stored.get("learning_rate", m.learning_rate), lr_decay=stored.get("lr_decay", m.lr_decay),
     )
     if settings.crop == 0 and min(layout.region_shape("active")) < 24:
         raise InputError(f"the active area {layout.region_shape('active')} is smaller than the PatchGAN's 24 px minimum")
@@ -182,7 +208,8 @@ def train_dark(
         log.info("resuming %s at step %d of %d", resume, trainer.step, trainer.total_steps)
 
     cache: dict[int, tuple] = {}
-    keep_all = len(train_paths) * np.prod(layout.frame_shape) * 4 * (gconf["in_channels"] + 1) < 2 * 2**30
+    # samples are cached as float16 (network units: ~1e-3 relative, far below the noise)
+    keep_all = len(train_paths) * np.prod(layout.frame_shape) * 2 * (gconf["in_channels"] + 1) < 2 * 2**30
 
     def sample(index: int):
         f, c = divmod(index, n_ch)
@@ -190,9 +217,11 @@ def train_dark(
             frame = load(train_paths[f])
             if not keep_all:
                 cache.clear()
-            cache[f] = (network_inputs(frame, layout, scaling, conditioning["mode"], coordinates=conditioning["coordinates"]),
-                        network_targets(frame, layout, scaling, conditioning["target"]))
-        return cache[f][0][c], cache[f][1][c]
+            cache[f] = (network_inputs(frame, layout, scaling, conditioning["mode"],
+                                       template=template if conditioning["template"] else None,
+                                       coordinates=conditioning["coordinates"]).astype(np.float16),
+                        network_targets(frame, layout, scaling, conditioning["target"], template, bias_degree).astype(np.float16))
+        return cache[f][0][c].astype(np.float32), cache[f][1][c].astype(np.float32)
 
     val_frames = [load(p) for p in val_paths]
     baselines = {}
@@ -207,7 +236,8 @@ def train_dark(
     def validate(g) -> float:
         if not val_frames:
             return float("nan")
-        preds = [gan_dark(g, v, layout, conditioning["mode"], conditioning["coordinates"], conditioning["target"]) for v in val_frames]
+        preds = [gan_dark(g, v, layout, conditioning["mode"], conditioning["coordinates"], conditioning["target"],
+                          template, conditioning["template"], bias_degree) for v in val_frames]
         return rmse(np.stack(preds), np.stack([region_stack(v, layout, "active") for v in val_frames]))
 
     meta = {"data": {"train": [Path(p).name for p in train_paths], "val": [Path(p).name for p in val_paths]}}
@@ -226,6 +256,8 @@ def train_dark(
               "discriminator_config": discriminator.config, "conditioning": conditioning,
               "adu": {"offset": scaling.offset, "scale": scaling.scale}, "layout": layout_to_mapping(layout),
               "instrument": cfg.instrument, "config": to_dict(cfg), "config_hash": config_hash(cfg), "training": summary}
+        if stored_template is not None:
+            ck["template"] = stored_template
         if with_resume:
             ck["resume"] = trainer.state_dict()
         return ck
@@ -236,8 +268,9 @@ def train_dark(
 
     def on_epoch(t) -> None:
         r = t.history[-1]
-        log.info("epoch %d (step %d/%d): D %.4g, G %.4g (L1 %.4g), validation RMSE %.3f ADU%s", r["epoch"], r["step"],
-                 t.total_steps, r["d"], r["g"], r["g_l1"], r["val"], " [kept]" if t.best["step"] == r["step"] else "")
+        d_loss = f"D {r['d']:.4g}, " if "d" in r else ""  # no D when both adversarial weights are 0
+        log.info("epoch %d (step %d/%d): %sG %.4g (L1 %.4g), validation RMSE %.3f ADU%s", r["epoch"], r["step"],
+                 t.total_steps, d_loss, r["g"], r["g_l1"], r["val"], " [kept]" if t.best["step"] == r["step"] else "")
         save()
 
     log.info("training Deep-Dark-Net (G %d, D %d parameters) on %d frames x %d channels (+%d frames for validation), "

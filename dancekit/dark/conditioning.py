@@ -19,19 +19,33 @@ bilinear resize of each strip to (h, w) (align_corners=True), which for a strip 
 wide differs from the profile by a smooth interpolation across the strip's samples.
 
 Options the paper lacks (documented design choices, off by default):
-* ``template``: a fixed (h, w) image per channel (e.g. the 'scaled' baseline's template times a
-  typical level, in ADU), appended as a plane. Without it the fixed spatial pattern must be
-  memorised by the network, which a translation-equivariant CNN can only do from position cues.
+* ``template``: the master template of the 'scaled' baseline (per-pixel dark per unit optical-black
+  level, ``baselines.fit_scaled_dark``), appended as the plane ``template - 1`` (dimensionless,
+  ~0 for an ordinary pixel, up to ~50 for a hot one). Without it the fixed spatial pattern (hot
+  pixels, hot columns, rings) must be memorised by the network, which a translation-equivariant
+  CNN fed only with row/column strip profiles cannot do: it sees the same input at every pixel
+  of a row. The template travels inside the model file (``template_codec``).
 * ``coordinates=True``: two planes, row and column position in [-1, 1] (CoordConv, Liu et al. 2018).
 
-Target "above_overscan" (our design choice, ``overscan_reference``): the generator predicts the
-active area minus the overscan level of its row (the bias), which is added back at prediction;
-the network then spends its range on the dark signal (tens to hundreds of ADU) instead of on the
-~1000 ADU bias and its per-channel, per-frame offsets. "absolute" is the paper's plain target.
+Targets (``TARGETS``), i.e. what the generator's tanh output means:
+* "absolute": the active area itself (the paper);
+* "above_overscan" (ours): the active area minus the overscan level of its row (the bias),
+  added back at prediction; the network spends its range on the dark signal (tens to hundreds of
+  ADU) instead of on the ~1000 ADU bias and its per-channel, per-frame offsets;
+* "above_scaled" (ours, the bundled model's): the active area minus the 'scaled' baseline of the
+  same frame, ``bias(row) + level x template`` (overscan bias fit, optical-black level, master
+  template; ``baselines.predict_scaled_dark``), added back at prediction. The network learns only
+  what the physical scaling misses: the amplifier glow (made at readout, so independent of the
+  temperature, yet scaled with the level by the template), the error of the level measured in
+  4-pixel strips, and bias structure the polynomial misses. Its output is tens of ADU, so the
+  fitted tanh range is narrow and the prediction cannot stray far from the physical baseline.
+  On the simulated camera, whose dark is level x a fixed pattern + glow, this is the only way a
+  CNN of this size beats the scaled baseline; it is an adaptation of Deep-Dark-Net, not the
+  paper's method, which ``target="absolute"`` without the template keeps available.
 
-ADU planes (strips, template, target) go through the fixed affine ``AduScaling`` stored with the
-model: unit = (ADU - offset) / scale, so the generator's tanh range [-1, 1] is
-[offset - scale, offset + scale] ADU. Coordinate planes are not scaled.
+ADU planes (strips, target) go through the fixed affine ``AduScaling`` stored with the model:
+unit = (ADU - offset) / scale, so the generator's tanh range [-1, 1] is [offset - scale,
+offset + scale] ADU. Template and coordinate planes are dimensionless and not scaled.
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dancekit.dark.baselines import ScaledDark, predict_scaled_dark
 from dancekit.dark.layout import RawLayout, check_frame_shape, region_stack
 from dancekit.errors import InputError, ParameterError
 
@@ -80,9 +95,9 @@ def fit_adu_scaling(values: np.ndarray, tail: float = 1e-4, margin: float = 1.25
     return AduScaling(offset=float((hi + lo) / 2), scale=float(half))
 
 
-def strip_planes(frame: np.ndarray, layout: RawLayout, mode: str = "profile") -> np.ndarray:
-    """(n_channels, n_strips, h, w) float32 ADU planes of the strips present in the layout
-    (overscan, column OB, row OB, in that order), on each channel's active grid, readout order."""
+def _strip_profiles(frame: np.ndarray, layout: RawLayout, mode: str) -> list[np.ndarray]:
+    """Per strip, float32 ADU arrays that broadcast to (n_channels, h, w): (n, h, 1) for strips
+    with one value per active row, (n, 1, w) for the row optical black; (n, h, w) for "resize"."""
     frame = np.asarray(frame)
     check_frame_shape(frame, layout)
     if mode not in ("profile", "resize"):
@@ -91,22 +106,32 @@ def strip_planes(frame: np.ndarray, layout: RawLayout, mode: str = "profile") ->
     if not names:
         raise ParameterError(f"layout '{layout.name}' has none of the regions {STRIPS}; nothing to condition on")
     h, w = layout.region_shape("active")
-    planes = []
+    profiles = []
     for name in names:
         strip = region_stack(frame, layout, name).astype(np.float32)  # (n, sh, sw)
         if mode == "resize":
             t = torch.from_numpy(strip)[:, None]
-            planes.append(F.interpolate(t, size=(h, w), mode="bilinear", align_corners=True)[:, 0].numpy())
-            continue
-        if name == "ob_rows":  # masked rows: one value per active column
+            profiles.append(F.interpolate(t, size=(h, w), mode="bilinear", align_corners=True)[:, 0].numpy())
+        elif name == "ob_rows":  # masked rows: one value per active column
             if strip.shape[2] != w:
                 raise ParameterError(f"region 'ob_rows' has {strip.shape[2]} columns, the active area {w}")
-            planes.append(np.broadcast_to(np.median(strip, axis=1)[:, None, :], (strip.shape[0], h, w)))
+            profiles.append(np.median(strip, axis=1)[:, None, :])
         else:  # overscan / masked columns: one value per active row
             if strip.shape[1] != h:
                 raise ParameterError(f"region '{name}' has {strip.shape[1]} rows, the active area {h}")
-            planes.append(np.broadcast_to(np.median(strip, axis=2)[:, :, None], (strip.shape[0], h, w)))
-    return np.stack(planes, axis=1).astype(np.float32)
+            profiles.append(np.median(strip, axis=2)[:, :, None])
+    return profiles
+
+
+def strip_planes(frame: np.ndarray, layout: RawLayout, mode: str = "profile") -> np.ndarray:
+    """(n_channels, n_strips, h, w) float32 ADU planes of the strips present in the layout
+    (overscan, column OB, row OB, in that order), on each channel's active grid, readout order."""
+    h, w = layout.region_shape("active")
+    profiles = _strip_profiles(frame, layout, mode)
+    planes = np.empty((layout.n_channels, len(profiles), h, w), np.float32)
+    for k, p in enumerate(profiles):
+        planes[:, k] = p
+    return planes
 
 
 def n_input_planes(layout: RawLayout, template: bool = False, coordinates: bool = False) -> int:
@@ -124,20 +149,26 @@ def network_inputs(
 ) -> np.ndarray:
     """Generator inputs (n_channels, C, h, w) float32 in network units, one sample per channel.
 
-    template : optional (n_channels, h, w) ADU image appended as a plane (see module docstring).
+    template : optional (n_channels, h, w) master template [ADU/ADU], appended as ``template - 1``.
     """
-    planes = scaling.to_unit(strip_planes(frame, layout, mode))
-    n, _, h, w = planes.shape
-    extra = []
+    profiles = _strip_profiles(frame, layout, mode)
+    n, (h, w) = layout.n_channels, layout.region_shape("active")
     if template is not None:
         template = np.asarray(template, dtype=np.float32)
         if template.shape != (n, h, w):
             raise InputError(f"template shape {template.shape} must be (n_channels, h, w) = {(n, h, w)}")
-        extra.append(scaling.to_unit(template)[:, None])
+    # filled in place: broadcasting 1-D profiles into one preallocated array (no full-size temporaries)
+    out = np.empty((n, len(profiles) + (template is not None) + 2 * coordinates, h, w), np.float32)
+    for k, p in enumerate(profiles):
+        out[:, k] = scaling.to_unit(p)
+    k = len(profiles)
+    if template is not None:
+        np.subtract(template, np.float32(1.0), out=out[:, k])
+        k += 1
     if coordinates:
-        yy, xx = np.meshgrid(np.linspace(-1, 1, h, dtype=np.float32), np.linspace(-1, 1, w, dtype=np.float32), indexing="ij")
-        extra.append(np.broadcast_to(np.stack([yy, xx])[None], (n, 2, h, w)))
-    return np.concatenate([planes, *extra], axis=1).astype(np.float32)
+        out[:, k] = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
+        out[:, k + 1] = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
+    return out
 
 
 def overscan_reference(frame: np.ndarray, layout: RawLayout) -> np.ndarray:
@@ -152,18 +183,39 @@ def overscan_reference(frame: np.ndarray, layout: RawLayout) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(rows[:, :, None], (rows.shape[0], h, w)), dtype=np.float32)
 
 
-TARGETS = ("absolute", "above_overscan")
+TARGETS = ("absolute", "above_overscan", "above_scaled")
 
 
-def target_adu(frame: np.ndarray, layout: RawLayout, target: str = "absolute") -> np.ndarray:
-    """(n_channels, h, w) float32 ADU the generator learns: the active areas, minus the overscan
-    reference for ``target="above_overscan"``."""
+def uses_template(conditioning: dict) -> bool:
+    """Whether a model's conditioning (checkpoint ``conditioning`` dict) needs the master template."""
+    return bool(conditioning.get("template", False)) or conditioning.get("target") == "above_scaled"
+
+
+def reference_adu(frame: np.ndarray, layout: RawLayout, target: str = "absolute", template: np.ndarray | None = None,
+                  bias_degree: int | None = 3) -> np.ndarray | None:
+    """(n_channels, h, w) float32 ADU that ``target`` is measured from (added back to the
+    generator's output at prediction): None for "absolute", the overscan level of each row for
+    "above_overscan", the 'scaled' baseline (needs ``template``, ADU/ADU) for "above_scaled"."""
     if target not in TARGETS:
         raise ParameterError(f"target must be one of {TARGETS}, got {target!r}")
+    if target == "absolute":
+        return None
+    if target == "above_overscan":
+        return overscan_reference(frame, layout)
+    if template is None:
+        raise ParameterError("target 'above_scaled' needs the master template (ADU/ADU) of the scaled baseline")
+    return predict_scaled_dark(ScaledDark(np.asarray(template, np.float32), bias_degree), frame, layout)
+
+
+def target_adu(frame: np.ndarray, layout: RawLayout, target: str = "absolute", template: np.ndarray | None = None,
+               bias_degree: int | None = 3) -> np.ndarray:
+    """(n_channels, h, w) float32 ADU the generator learns: the active areas minus ``reference_adu``."""
+    reference = reference_adu(frame, layout, target, template, bias_degree)
     active = region_stack(np.asarray(frame), layout, "active").astype(np.float32)
-    return active - overscan_reference(frame, layout) if target == "above_overscan" else active
+    return active if reference is None else active - reference
 
 
-def network_targets(frame: np.ndarray, layout: RawLayout, scaling: AduScaling, target: str = "absolute") -> np.ndarray:
+def network_targets(frame: np.ndarray, layout: RawLayout, scaling: AduScaling, target: str = "absolute",
+                    template: np.ndarray | None = None, bias_degree: int | None = 3) -> np.ndarray:
     """Training targets (n_channels, 1, h, w) float32: ``target_adu`` in network units."""
-    return scaling.to_unit(target_adu(frame, layout, target))[:, None]
+    return scaling.to_unit(target_adu(frame, layout, target, template, bias_degree))[:, None]

@@ -6,7 +6,9 @@ Methods (all return the active areas (n_channels, h, w) in ADU, bias included, r
   ``subtract_overscan`` + ``trim_image`` of ccdproc); works for any layout with an overscan.
 * ``median``: the master median dark (``baselines.median_dark``), whatever the frame.
 * ``scaled``: overscan bias + optical-black level x template (``baselines.predict_scaled_dark``).
-* ``gan``: the Deep-Dark-Net generator on the frame's strips (``conditioning.network_inputs``).
+* ``gan``: the Deep-Dark-Net generator on the frame's strips (``conditioning.network_inputs``),
+  plus the reference its target is measured from (``conditioning.reference_adu``: nothing, the
+  overscan bias, or the scaled baseline, which needs the model's master template).
 
 ``check_raw_frame`` refuses what no method can use: NaN/inf or saturated samples in the strips
 the methods read (overscan, optical black), NaN in the active area.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dancekit.dark.baselines import ScaledDark, overscan_bias, predict_scaled_dark
-from dancekit.dark.conditioning import STRIPS, AduScaling, network_inputs, overscan_reference
+from dancekit.dark.conditioning import STRIPS, AduScaling, network_inputs, reference_adu
 from dancekit.dark.layout import RawLayout, check_frame_shape, region_stack
 from dancekit.errors import InputError, ParameterError
 
@@ -72,19 +74,30 @@ def overscan_dark(frame: np.ndarray, layout: RawLayout, bias_degree: int | None 
 
 
 def gan_dark(generator, frame: np.ndarray, layout: RawLayout, mode: str = "profile", coordinates: bool = False,
-             target: str = "absolute") -> np.ndarray:
-    """Deep-Dark-Net prediction [ADU] (n_channels, h, w), one channel at a time, in eval mode;
-    with ``target="above_overscan"`` the overscan reference is added back."""
+             target: str = "absolute", template: np.ndarray | None = None, template_plane: bool = False,
+             bias_degree: int | None = 3) -> np.ndarray:
+    """Deep-Dark-Net prediction [ADU] (n_channels, h, w), one channel at a time, in eval mode.
+
+    template : the model's master template (n_channels, h, w) [ADU/ADU]; fed as an input plane
+    when ``template_plane`` and used by ``target="above_scaled"``. The target's reference
+    (``conditioning.reference_adu``) is added back to the generator's output."""
     from dancekit.dark.training import predict_dark
 
+    if template_plane and template is None:
+        raise ParameterError("this model takes the master template as an input plane; none was given")
     scaling = AduScaling(float(generator.adu_offset), float(generator.adu_scale))
-    dark = predict_dark(generator, network_inputs(frame, layout, scaling, mode, coordinates=coordinates))
-    return dark + overscan_reference(frame, layout) if target == "above_overscan" else dark
+    inputs = network_inputs(frame, layout, scaling, mode, template=template if template_plane else None, coordinates=coordinates)
+    reference = reference_adu(frame, layout, target, template, bias_degree)
+    dark = predict_dark(generator, inputs)
+    if reference is not None:
+        dark += reference
+    return dark
 
 
 def predict_active_dark(method: str, frame: np.ndarray, layout: RawLayout, *, master: MasterDark | None = None,
                         generator=None, mode: str = "profile", coordinates: bool = False,
-                        target: str = "absolute", bias_degree: int | None = 3) -> np.ndarray:
+                        target: str = "absolute", template: np.ndarray | None = None, template_plane: bool = False,
+                        bias_degree: int | None = 3) -> np.ndarray:
     """The predicted dark of the active areas [ADU] (n_channels, h, w) by ``method`` (see module doc)."""
     if method not in METHODS:
         raise ParameterError(f"method must be one of {METHODS}, got {method!r}")
@@ -95,7 +108,7 @@ def predict_active_dark(method: str, frame: np.ndarray, layout: RawLayout, *, ma
     if method == "gan":
         if generator is None:
             raise ParameterError("method 'gan' needs a generator")
-        return gan_dark(generator, frame, layout, mode, coordinates, target)
+        return gan_dark(generator, frame, layout, mode, coordinates, target, template, template_plane, bias_degree)
     if master is None:
         raise ParameterError(f"method '{method}' needs a master dark")
     expected = (layout.n_channels, *layout.region_shape("active"))

@@ -17,6 +17,10 @@ instance/batch normalisation at batch size 1 removes each feature map's mean, i.
 dark level the strips carry; the head sees it again. Any H, W is accepted: the input is reflect-
 padded to a multiple of 4 (1042 -> 1044) and the output cropped back.
 
+The head convolution starts at zero weights (ours): an untrained generator outputs the middle
+of its ADU range, i.e. for the residual targets of ``conditioning`` ("above_scaled") exactly the
+physical reference, and training moves away from it only where the data say so.
+
 The generator stores the ADU affine (``adu_offset``, ``adu_scale`` buffers): ADU = tanh * scale +
 offset. ``config`` gives the constructor arguments, for checkpoints.
 
@@ -90,6 +94,7 @@ class DeepDarkGenerator(nn.Module):
         self.register_buffer("adu_offset", torch.tensor(float(adu_offset)))
         self.register_buffer("adu_scale", torch.tensor(float(adu_scale)))
         init_weights(self, generator=torch.Generator().manual_seed(seed))
+        nn.init.zeros_(self.head[1].weight)  # starts at tanh(0): the middle of the ADU range (residual targets: the reference)
 
     @property
     def config(self) -> dict:

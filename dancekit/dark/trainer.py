@@ -6,7 +6,8 @@ its active area (1, h, w) in network units, produced on demand by the caller's `
 (Qu et al. 2024 sec. 3.1). Every random choice is a function of (seed, epoch) or (seed, step):
 
 * the sample order of epoch e: ``torch.randperm`` from a generator seeded with (seed, e);
-* with ``crop > 0``, the crop of step s: offsets drawn from a generator seeded with (seed, s).
+* with ``crop > 0``, the crop of step s: offsets drawn from a generator seeded with (seed, s);
+* the learning rate of step s: a function of s and the total steps (``lr_decay``).
 
 So a run stopped after any step and resumed from ``state_dict()`` continues exactly as if it had
 not stopped. After every epoch the caller's ``validate(generator)`` (e.g. RMSE in ADU on held-out
@@ -33,7 +34,9 @@ ORDER_STREAM, CROP_STREAM = 1, 2
 @dataclass(frozen=True)
 class DarkTrainingSettings:
     """epochs: passes over the samples; seed: of order and crops; crop: training crop side [px],
-    0 = whole channel; loss weights and discriminator loss (``training.train_step``); Adam lr."""
+    0 = whole channel; loss weights and discriminator loss (``training.train_step``); Adam lr;
+    lr_decay: share of the steps, at the end, over which the lr falls linearly to zero (pix2pix's
+    ``n_epochs_decay`` policy; 0 = constant lr)."""
 
     epochs: int
     seed: int
@@ -43,6 +46,7 @@ class DarkTrainingSettings:
     loss_l1: float = 100.0
     discriminator_loss: str = "mse"
     learning_rate: float = 2e-5
+    lr_decay: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs < 0:
@@ -51,6 +55,13 @@ class DarkTrainingSettings:
             raise ParameterError(f"crop must be 0 (whole channel) or >= 24 pixels, got {self.crop}")
         if self.discriminator_loss not in ("mse", "bce"):
             raise ParameterError(f"discriminator_loss must be 'mse' or 'bce', got {self.discriminator_loss!r}")
+        if not 0 <= self.lr_decay <= 1:
+            raise ParameterError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """Multiplier of the lr at ``step`` (0-based) of ``total_steps``: 1, then linear to 0."""
+        decay = self.lr_decay * total_steps
+        return 1.0 if decay <= 0 else min(1.0, (total_steps - step) / decay)
 
     @property
     def weights(self) -> GanLossWeights:
@@ -120,6 +131,9 @@ class DarkTrainer:
             condition = torch.as_tensor(np.asarray(condition, np.float32))[None]
             target = torch.as_tensor(np.asarray(target, np.float32))[None]
             condition, target = crop_pair(condition, target, s.crop, _stream(s.seed, CROP_STREAM, self.step))
+            lr = s.learning_rate * s.lr_factor(self.step, self.total_steps)
+            for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+                group["lr"] = lr
             losses = train_step(self.generator, self.discriminator, self.opt_g, self.opt_d,
                                 condition.to(self.device), target.to(self.device), s.weights, s.discriminator_loss)
             self.seconds += time.perf_counter() - start

@@ -349,12 +349,14 @@ class DarkModelSettings:
     norm: str = "instance"  # generator normalisation: instance, batch or none
     conditioning: str = "profile"  # strips on the active grid: profile (row/column medians) or resize (bilinear, the paper)
     coordinates: bool = False  # add row/column position planes (CoordConv): lets the network place the glow and rings
-    target: str = "above_overscan"  # what G learns: above_overscan (active minus its row's overscan level) or absolute (paper)
+    template: bool = False  # add the master template (dark per unit optical-black level) as an input plane (ours)
+    target: str = "above_overscan"  # what G learns: absolute (paper), above_overscan (minus the row's overscan level) or above_scaled (minus the scaled baseline; ours)
     loss_bce: float = 1.0  # weight of the generator's adversarial BCE-with-logits term
     loss_mse: float = 1.0  # weight of the generator's adversarial least-squares term
     loss_l1: float = 100.0  # weight of the L1 reconstruction term (pix2pix lambda_L1)
     discriminator_loss: str = "mse"  # mse (least squares, Deep-Dark-Net) or bce (pix2pix)
     learning_rate: float = 2e-5  # Adam, both networks (paper)
+    lr_decay: float = 0.0  # share of the steps, at the end, over which the lr falls linearly to 0 (pix2pix policy); 0 = constant
     crop: int = 0  # pixels, side of random training crops of a channel's active area; 0 = the whole area (paper)
     val_fraction: float = 0.1  # share of the training frames held out for validation and model selection
     adu_tail: float = 1e-3  # fraction of target pixels (the hottest) left beyond the tanh range on each side
@@ -365,10 +367,12 @@ class DarkModelSettings:
                  f"model.width/discriminator_width must be >= 1 and n_blocks >= 0, got {self.width}, {self.discriminator_width}, {self.n_blocks}")
         _require(self.norm in ("instance", "batch", "none"), f"model.norm must be instance, batch or none, got '{self.norm}'")
         _require(self.conditioning in ("profile", "resize"), f"model.conditioning must be profile or resize, got '{self.conditioning}'")
-        _require(self.target in ("above_overscan", "absolute"), f"model.target must be above_overscan or absolute, got '{self.target}'")
+        _require(self.target in ("absolute", "above_overscan", "above_scaled"),
+                 f"model.target must be absolute, above_overscan or above_scaled, got '{self.target}'")
         _require(self.discriminator_loss in ("mse", "bce"), f"model.discriminator_loss must be mse or bce, got '{self.discriminator_loss}'")
         _require(min(self.loss_bce, self.loss_mse, self.loss_l1) >= 0, "model.loss_* weights must be >= 0")
         _require(self.learning_rate > 0, f"model.learning_rate must be > 0, got {self.learning_rate}")
+        _require(0 <= self.lr_decay <= 1, f"model.lr_decay must be in [0, 1], got {self.lr_decay}")
         _require(self.crop == 0 or self.crop >= 24, f"model.crop must be 0 (whole area) or >= 24 pixels (PatchGAN), got {self.crop}")
         _require(0 <= self.val_fraction < 1, f"model.val_fraction must be in [0, 1), got {self.val_fraction}")
         _require(0 <= self.adu_tail < 0.5, f"model.adu_tail must be in [0, 0.5), got {self.adu_tail}")

@@ -18,7 +18,9 @@ Model file (``train-dark -o``): one ``torch.save``d plain dict read back with
     generator_config      DeepDarkGenerator.config (widths, norm, ADU affine: adu_offset, adu_scale)
     state_dict            the kept (best-validation) generator weights
     discriminator_config  PatchDiscriminator.config
-    conditioning          {"mode": profile|resize, "coordinates": bool}
+    conditioning          {"mode": profile|resize, "coordinates": bool, "target": absolute|above_overscan|
+                          above_scaled, "template": bool (input plane), "bias_degree": int}
+    template              (when the conditioning needs it) the master template, ``dark.template_codec``
     adu                   {"offset", "scale"} ADU: network unit = (ADU - offset) / scale
     layout                dancekit.dark.cameras.layout_to_mapping of the training layout
     instrument, config, config_hash   the resolved dark config
@@ -151,6 +153,11 @@ def read_dark_model(path: str | os.PathLike, need_resume: bool = False) -> dict[
     for key in ("generator_config", "state_dict", "layout", "conditioning"):
         if key not in checkpoint:
             raise InputError(f"dark model file lacks '{key}'", source=name)
+    conditioning = checkpoint["conditioning"]
+    needs = isinstance(conditioning, dict) and (conditioning.get("template") or conditioning.get("target") == "above_scaled")
+    if needs and not isinstance(checkpoint.get("template"), dict):
+        raise InputError("the model was made with the master template (input plane or target 'above_scaled') but the "
+                         "file lacks it ('template'); use the complete file written by dancekit train-dark", source=name)
     if need_resume and not isinstance(checkpoint.get("resume"), dict):
         raise InputError("cannot resume from it: it holds a final model without its training state", source=name)
     return checkpoint
