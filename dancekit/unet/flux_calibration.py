@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from dancekit.errors import InputError, ParameterError
-from dancekit.unet.transforms import ANSCOMBE_FLOOR
+from dancekit.unet.transforms import algebraic_inverse_anscombe
 
 #: bin edges as quantiles of the predicted values: even in the bulk (sky), finer in the bright tail
 _QUANTILES = np.concatenate([np.linspace(0.0, 0.9, 28), 1 - 0.1 * 0.6 ** np.arange(1, 14), [1.0]])
@@ -52,7 +52,7 @@ class FluxCalibration:
         i = torch.clamp(torch.searchsorted(ky, yc.contiguous()), 1, len(ky) - 1)
         y0, y1, x0, x1 = ky[i - 1], ky[i], kx[i - 1], kx[i]
         inside = x0 + (x1 - x0) * (yc - y0) / (y1 - y0)
-        beyond = _algebraic(y) - _algebraic(ky[-1]) + kx[-1]
+        beyond = algebraic_inverse_anscombe(y) - algebraic_inverse_anscombe(ky[-1]) + kx[-1]
         return torch.where(y > ky[-1], beyond, inside)
 
     def to_dict(self) -> dict:
@@ -64,16 +64,6 @@ class FluxCalibration:
             raise InputError("the checkpoint's flux_calibration is not a {'y': [...], 'x': [...]} table")
         return cls(tuple(float(v) for v in stored["y"]), tuple(float(v) for v in stored["x"]),
                    int(stored.get("pixels", 0)))
-
-
-def _algebraic(y: torch.Tensor) -> torch.Tensor:
-    y = torch.clamp(y, min=ANSCOMBE_FLOOR)
-    return y * y / 4 - 3 / 8
-
-
-def _algebraic_np(y: np.ndarray) -> np.ndarray:
-    y = np.maximum(y, ANSCOMBE_FLOOR)
-    return y * y / 4 - 3 / 8
 
 
 def fit_flux_calibration(predicted: np.ndarray, truth: np.ndarray) -> FluxCalibration:
@@ -93,9 +83,9 @@ def fit_flux_calibration(predicted: np.ndarray, truth: np.ndarray) -> FluxCalibr
     mean_y = np.bincount(index, weights=y, minlength=len(edges) - 1)[used] / counts[used]
     # the mean excess over the algebraic inverse varies slowly with y, unlike x itself, whose
     # mean over a wide bin of the bright tail would sit above the curve (convexity)
-    excess = x - _algebraic_np(y)
+    excess = x - algebraic_inverse_anscombe(y)
     mean_excess = np.bincount(index, weights=excess, minlength=len(edges) - 1)[used] / counts[used]
-    knots_x = _non_decreasing(_algebraic_np(mean_y) + mean_excess, counts[used])
+    knots_x = _non_decreasing(algebraic_inverse_anscombe(mean_y) + mean_excess, counts[used])
     keep = np.concatenate([[True], np.diff(mean_y) > 0])
     return FluxCalibration(tuple(mean_y[keep]), tuple(knots_x[keep]), pixels=len(y))
 

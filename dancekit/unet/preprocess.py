@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from dancekit.unet.transforms import ANSCOMBE_FLOOR, anscombe, inverse_anscombe, robust_background
+from dancekit.unet.transforms import algebraic_inverse_anscombe, anscombe, inverse_anscombe, robust_background
 
 #: pixels drawn per tile for the background estimate: ~50x faster than all of them, same answer to <0.1 sigma
 BACKGROUND_SAMPLES = 100_000
@@ -50,9 +50,8 @@ def network_output_to_electrons(output: torch.Tensor, inverse: str = "unbiased",
     """
     if calibration is not None:
         return calibration.to_electrons(output[:, 0])
-    y = torch.clamp(output[:, 0], min=ANSCOMBE_FLOOR)
     if inverse == "unbiased":
-        return inverse_anscombe(y)
+        return inverse_anscombe(output[:, 0])
     if inverse == "algebraic":
-        return y * y / 4 - 3 / 8
+        return algebraic_inverse_anscombe(output[:, 0])
     raise ValueError(f"unknown inverse '{inverse}' (allowed: {', '.join(INVERSES)})")

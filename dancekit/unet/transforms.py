@@ -60,6 +60,13 @@ def inverse_anscombe(y: Any) -> Any:
     return np.where(y <= ANSCOMBE_FLOOR, 0.0, _inverse_formula(yc))
 
 
+def algebraic_inverse_anscombe(y: Any) -> Any:
+    """The exact inverse of the transform, ``y^2/4 - 3/8``, with ``y`` clamped at the floor
+    (0 counts) [counts]: right for noise-free quantities, biased low for expectations."""
+    yc = torch.clamp(y, min=ANSCOMBE_FLOOR) if _is_torch(y) else np.maximum(_as_float_array(y), ANSCOMBE_FLOOR)
+    return yc * yc / 4 - ANSCOMBE_OFFSET
+
+
 def _inverse_formula(y: Any) -> Any:
     s = math.sqrt(1.5)
     return 0.25 * y**2 + 0.25 * s / y - 1.375 / y**2 + 0.625 * s / y**3 - 0.125
