@@ -143,26 +143,38 @@ def full_size_table(recipe: dict, quick: bool) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def output_folder(doc: str) -> tuple[Path, bool]:
+    """OUTDIR (created) and --quick from the command line of a dark figure script."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("outdir")
     parser.add_argument("--quick", action="store_true", help="fewer frames and epochs (development)")
     args = parser.parse_args()
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    n_train, n_test, epochs = (4, 2, 2) if args.quick else (8, 4, 4)
-    start = time.perf_counter()
-    bundled = bundled_recipe()
+    return out, args.quick
 
+
+def small_camera(temperatures, n_train: int, n_test: int, train_seed: int, test_seed: int):
+    """The small LAMOST-like camera of the figures: its layout, training and held-out raw darks
+    (with the held-out expected darks and temperatures), the master dark, and its template as a
+    model file holds it (uint8-coded)."""
     layout = quadrant_layout(name="lamost-small", active=128)
     model = DarkCameraModel()
     pattern = camera_pattern(layout, model, camera_seed=0)
-    train, _, _ = simulate(layout, pattern, model, TEMPERATURES, n_train, seed=1)
-    test, test_expected, test_t = simulate(layout, pattern, model, TEMPERATURES, n_test, seed=2)
-
+    train, _, _ = simulate(layout, pattern, model, temperatures, n_train, seed=train_seed)
+    test, test_expected, test_t = simulate(layout, pattern, model, temperatures, n_test, seed=test_seed)
     master = fit_master_dark(train, layout)
-    template = decode_template(encode_template(master.scaled.template))  # as a model file holds it
+    template = decode_template(encode_template(master.scaled.template))
+    return layout, train, test, test_expected, test_t, master, template
+
+
+def main() -> None:
+    out, quick = output_folder(__doc__)
+    n_train, n_test, epochs = (4, 2, 2) if quick else (8, 4, 4)
+    start = time.perf_counter()
+    bundled = bundled_recipe()
+    layout, train, test, test_expected, test_t, master, template = small_camera(TEMPERATURES, n_train, n_test, 1, 2)
     gans = {}
     for name, recipe in (("gan", bundled), ("gan (paper)", PAPER_RECIPE)):
         _, trainer, predict = train_gan(layout, train, template, recipe, epochs, seed=3, lr=bundled["lr"], lr_decay=bundled["lr_decay"])
@@ -196,7 +208,7 @@ def main() -> None:
             lines.append(f"| {g_name} / {base} | actual | " + " | ".join(f"{v:.3f}" for v in ratio) + " |")
     lines += ["", "Paper ratios gan/median: 25.5/43.9 = 0.58 overall, 16.9/20.6 = 0.82 at -15 C (table 2). Goal: "
               "gan/median at most those ratios and gan/scaled at most 1."]
-    lines += full_size_table(bundled, args.quick)
+    lines += full_size_table(bundled, quick)
     lines += ["", f"Script time {time.perf_counter() - start:.0f} s."]
     (out / "dark_table1.md").write_text("\n".join(lines) + "\n")
 

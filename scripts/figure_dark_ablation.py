@@ -13,21 +13,16 @@ against the actual held-out darks, and against their noise-free expectation) and
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from figure_dark import PAPER_RECIPE, bundled_recipe, describe, simulate, train_gan  # same folder
+from figure_dark import PAPER_RECIPE, bundled_recipe, describe, output_folder, small_camera, train_gan  # same folder
 
 from dancekit.dark.baselines import rmse
-from dancekit.dark.cameras import quadrant_layout
-from dancekit.dark.inference import fit_master_dark, predict_active_dark
+from dancekit.dark.inference import predict_active_dark
 from dancekit.dark.layout import region_stack
-from dancekit.dark.simulate import DarkCameraModel, camera_pattern
-from dancekit.dark.template_codec import decode_template, encode_template
 
 # (label, generator loss, discriminator loss, bce weight, mse weight, D loss, paper RMSE [ADU]); L1 weight 100
 ROWS = (
@@ -40,26 +35,13 @@ ROWS = (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("outdir")
-    parser.add_argument("--quick", action="store_true", help="fewer frames and epochs (development)")
-    args = parser.parse_args()
-    out = Path(args.outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    n_train, n_test, epochs = (6, 2, 2) if args.quick else (12, 4, 4)
+    out, quick = output_folder(__doc__)
+    n_train, n_test, epochs = (6, 2, 2) if quick else (12, 4, 4)
     start = time.perf_counter()
     bundled = bundled_recipe()
-
-    layout = quadrant_layout(name="lamost-small", active=128)
-    model = DarkCameraModel()
-    pattern = camera_pattern(layout, model, camera_seed=0)
-    train, _, _ = simulate(layout, pattern, model, (-15.0,), n_train, seed=4)
-    test, expected, _ = simulate(layout, pattern, model, (-15.0,), n_test, seed=5)
+    layout, train, test, expected, _, master, template = small_camera((-15.0,), n_train, n_test, 4, 5)
     actual = np.stack([region_stack(f, layout, "active") for f in test])
     noise_free = np.stack([region_stack(f, layout, "active") for f in expected])
-    master = fit_master_dark(train, layout)
-    template = decode_template(encode_template(master.scaled.template))
     baselines = {m: np.stack([predict_active_dark(m, f, layout, master=master) for f in test]) for m in ("median", "scaled")}
 
     conditionings = {"paper conditioning": PAPER_RECIPE, "bundled conditioning": bundled}

@@ -18,6 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from dancekit.metrics.evaluate import recall_at_precision
+
 PAPER = {  # Bialek et al. 2024 §4.2 (simulated M92, 12-s context), for the comparison column
     "average": {"d50": 0.63, "strehl": 0.13, "recall": 0.63, "precision": 0.97},
     "inferred": {"d50": 0.23, "strehl": 0.60, "recall": 0.86, "precision": 0.98},
@@ -52,8 +56,9 @@ def reduce_and_evaluate(video: Path, out: Path, stride: int) -> dict:
 
 
 def recall_at(sweep: dict, precision: float) -> float:
-    ok = [r for p, r in zip(sweep["precision"], sweep["recall"]) if p is not None and p >= precision - 1e-9]
-    return max(ok) if ok else float("nan")
+    """recall_at_precision on the JSON form of a sweep (NaN written as null)."""
+    arrays = {k: np.array([np.nan if v is None else v for v in sweep[k]]) for k in ("precision", "recall")}
+    return recall_at_precision(arrays, precision)
 
 
 def goals(metrics: dict) -> list[tuple[str, float, bool]]:
