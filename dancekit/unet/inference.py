@@ -154,8 +154,7 @@ def infer_video(read_frames: ReadFrames, n_frames: int, shape: tuple[int, int], 
                 if start >= 0 and start % stride == 0:
                     order = np.arange(start, start + context) % context
                     for k in range(grid.n_tiles):
-                        y0, x0 = grid.position(k)
-                        runner.add(k, ring[order, y0:y0 + tile, x0:x0 + tile])
+                        runner.add(k, ring, order)
                     n_windows += 1
                     if progress is not None:
                         progress(1)
@@ -178,8 +177,9 @@ def infer_video(read_frames: ReadFrames, n_frames: int, shape: tuple[int, int], 
 
 
 class _TileRunner:
-    """Queues (K, tile, tile) windows of tiles, runs them through the network ``batch`` at a time,
-    and blends the outputs into (H_pad, W_pad) float64 sums."""
+    """Copies the tiles of each window into a (batch, K, tile, tile) buffer, runs it through the
+    network when full, and blends the outputs into (H_pad, W_pad) float64 sums. The buffer is
+    allocated once and preprocessed in place: no per-batch allocation of a batch-sized array."""
 
     def __init__(self, model: torch.nn.Module, grid: TileGrid, inverse: str, device: torch.device, batch: int,
                  calibration=None, dihedral_mean: bool = False):
@@ -189,27 +189,34 @@ class _TileRunner:
         self.image_sum = np.zeros(grid.padded_shape, dtype=np.float64)
         self.background_sum = np.zeros(grid.padded_shape, dtype=np.float64)
         self._indices: list[int] = []
-        self._tiles: list[np.ndarray] = []
+        self._buffer: np.ndarray | None = None
 
-    def add(self, k: int, tiles: np.ndarray) -> None:
+    def add(self, k: int, ring: np.ndarray, order: np.ndarray) -> None:
+        """Queue tile ``k`` of the window made of ``ring``'s frames in ``order`` (oldest first)."""
+        tile = self.grid.tile
+        if self._buffer is None:
+            self._buffer = np.empty((self.batch, len(order), tile, tile), dtype=np.float32)
+        y0, x0 = self.grid.position(k)
+        window = self._buffer[len(self._indices)]
+        for j, frame in enumerate(order):  # frame by frame: 5-10x faster than np.take or fancy indexing here
+            window[j] = ring[frame, y0:y0 + tile, x0:x0 + tile]
         self._indices.append(k)
-        self._tiles.append(tiles)
-        if len(self._tiles) >= self.batch:
+        if len(self._indices) >= self.batch:
             self.flush()
 
     def flush(self) -> None:
-        if not self._tiles:
+        if not self._indices:
             return
-        windows = torch.from_numpy(np.stack(self._tiles)).to(self.device)      # (B, K, tile, tile) e-
+        windows = torch.from_numpy(self._buffer[:len(self._indices)]).to(self.device)  # (B, K, tile, tile) e-
         with torch.inference_mode():
-            x, level = network_input(windows)                                   # (B, K, t, t), (B,)
+            x, level = network_input(windows, overwrite=True)                   # (B, K, t, t), (B,)
             out = self.forward(self.model, x)                                   # (B, 1, t, t)
             image = network_output_to_electrons(out, self.inverse, self.calibration)  # (B, t, t) e- per frame
         image, level = image.double().cpu().numpy(), level.double().cpu().numpy()
         for b, k in enumerate(self._indices):
             self.grid.accumulate(self.image_sum, k, image[b])
             self.grid.accumulate(self.background_sum, k, level[b])
-        self._indices, self._tiles = [], []
+        self._indices = []
 
 
 def forward_image(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

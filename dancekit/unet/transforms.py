@@ -100,16 +100,13 @@ def robust_background(x: Any, *, batch_dims: int = 0, kappa: float = 3.0, max_it
     -------
     (level, sigma), each of shape ``x.shape[:batch_dims]`` [counts], same kind as ``x``.
     """
-    values, to_output = _rows(x, batch_dims, "robust_background")
     if not kappa > 1.0:
         raise ParameterError(f"kappa must be > 1 (in sigmas), got {kappa!r}")
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ParameterError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if max_samples is not None:
-        if not (isinstance(max_samples, int) and max_samples >= 100):
-            raise ParameterError(f"max_samples must be None or an integer >= 100, got {max_samples!r}")
-        step = -(-values.shape[1] // max_samples)
-        values = values[:, ::step]
+    if max_samples is not None and not (isinstance(max_samples, int) and max_samples >= 100):
+        raise ParameterError(f"max_samples must be None or an integer >= 100, got {max_samples!r}")
+    values, to_output = _rows(x, batch_dims, "robust_background", max_samples)
     for _ in range(max_iter):
         level = torch.nanmedian(values, dim=1, keepdim=True).values
         sigma = MAD_TO_SIGMA * torch.nanmedian(torch.abs(values - level), dim=1, keepdim=True).values
@@ -157,8 +154,9 @@ def _erfinv(p: float) -> float:
     return float(torch.erfinv(torch.tensor(p, dtype=torch.float64)))
 
 
-def _rows(x: Any, batch_dims: int, name: str):
-    """(B, M) float view of x as a torch tensor, and a function giving results x's kind."""
+def _rows(x: Any, batch_dims: int, name: str, max_samples: int | None = None):
+    """(B, M) float view of x as a torch tensor (every k-th value of each sample, with k the
+    smallest step leaving at most ``max_samples``), and a function giving results x's kind."""
     is_torch = _is_torch(x)
     t = x if is_torch else torch.from_numpy(_as_float_array(x))
     if not t.is_floating_point():
@@ -169,6 +167,8 @@ def _rows(x: Any, batch_dims: int, name: str):
         raise ParameterError(f"{name}: the data are empty (shape {tuple(t.shape)})")
     batch_shape = tuple(t.shape[:batch_dims])
     values = t.reshape(int(np.prod(batch_shape, dtype=np.int64)), -1)
+    if max_samples is not None:
+        values = values[:, ::-(-values.shape[1] // max_samples)]
     if bool(torch.isnan(values).all(dim=1).any()):
         raise ParameterError(f"{name}: a sample holds only NaN values; nothing to estimate a background from")
 
