@@ -54,6 +54,7 @@ def train_unet(
     resume: Annotated[Optional[str], typer.Option("--resume", help="Continue the training saved in this checkpoint.")] = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the videos kept for validation and model selection.")] = 0.1,
     inverse: Annotated[Optional[Inverse], typer.Option("--inverse", help="Anscombe inverse stored with the model [default: algebraic, exact for noise-free targets].")] = None,
+    patience: Annotated[Optional[int], typer.Option("--patience", help="Epochs without a lower training loss before the learning rate drops 10x [default: 10, PyTorch's]; raise it when epochs are a few steps long.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes reading and augmenting samples.")] = 0,
     device: opt.Device = opt.DeviceChoice.auto,
     seed: opt.Seed = None,
@@ -106,6 +107,7 @@ def train_unet(
         **_target(epochs, steps, stored),
         seed=seed,
         inverse=inverse.value if inverse else stored.get("inverse", "algebraic"),
+        plateau_patience=_pick(patience, stored.get("plateau_patience"), 10),
         workers=workers,
     )
     torch_device = resolve_device(device)

@@ -71,6 +71,9 @@ class TrainingSettings:
             raise ParameterError(f"batch must be a positive integer, got {self.batch!r}", source="--batch")
         if self.inverse not in INVERSES:
             raise ParameterError(f"inverse must be one of {INVERSES}, got {self.inverse!r}", source="--inverse")
+        if not (isinstance(self.plateau_patience, int) and self.plateau_patience >= 1):
+            raise ParameterError(f"patience must be a positive number of epochs, got {self.plateau_patience!r}",
+                                 source="--patience")
         if not (isinstance(self.workers, int) and self.workers >= 0):
             raise ParameterError(f"workers must be >= 0, got {self.workers!r}", source="--workers")
 

@@ -62,7 +62,8 @@ def videos(tmp_path_factory):
 
 
 def test_trains_writes_a_safe_checkpoint_and_resumes_exactly(cli, videos, tmp_path):
-    whole = cli("train-unet", videos, *FAST, "--steps", "4", "--val-fraction", "0.2", "--json", "-o", tmp_path / "whole.pt")
+    whole = cli("train-unet", videos, *FAST, "--steps", "4", "--val-fraction", "0.2", "--patience", "30", "--json",
+                "-o", tmp_path / "whole.pt")
     assert whole.returncode == 0, whole.stderr.decode()
     summary = json.loads(whole.stdout)
     assert summary["steps"] == 4 and len(summary["history"]) == 2  # 4 training videos, batch 2: 2 steps per epoch
@@ -74,15 +75,23 @@ def test_trains_writes_a_safe_checkpoint_and_resumes_exactly(cli, videos, tmp_pa
     model = model_from_checkpoint(ckpt)  # the inference path's loader accepts it
     assert model.config == UNetConfig().with_changes(in_channels=4)
 
-    half = cli("train-unet", videos, *FAST, "--steps", "2", "--val-fraction", "0.2", "-o", tmp_path / "run.pt")
+    half = cli("train-unet", videos, *FAST, "--steps", "2", "--val-fraction", "0.2", "--patience", "30",
+               "-o", tmp_path / "run.pt")
     assert half.returncode == 0, half.stderr.decode()
     resumed = cli("train-unet", videos, "--steps", "4", "--val-fraction", "0.2", "-q",
                   "--resume", tmp_path / "run.pt", "-o", tmp_path / "run.pt")
     assert resumed.returncode == 0, resumed.stderr.decode()
     again = torch.load(tmp_path / "run.pt", weights_only=True)
     assert again["resume"]["step_losses"] == ckpt["resume"]["step_losses"]  # bit for bit
+    assert again["resume"]["settings"]["plateau_patience"] == 30  # kept on resume without --patience
     for key, value in ckpt["state_dict"].items():
         assert torch.equal(value, again["state_dict"][key]), key
+
+
+def test_a_patience_below_one_epoch_is_refused(cli, videos, tmp_path):
+    result = cli("train-unet", videos, *FAST, "--steps", "1", "--patience", "0", "-o", tmp_path / "m.pt")
+    assert result.returncode == 2 and "patience must be a positive number of epochs, got 0" in result.stderr.decode()
+    assert not (tmp_path / "m.pt").exists()
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
