@@ -83,7 +83,7 @@ def speed(quick: bool, repeats: int = 2) -> dict:
             bare = min(bare, time.perf_counter() - start)
         start = time.perf_counter()
         for i in range(0, len(tiles), batch):
-            network_input(torch.from_numpy(np.stack(tiles[i:i + batch])))
+            network_input(torch.from_numpy(np.stack(tiles[i:i + batch])), overwrite=True)  # as infer_video
         preprocess = time.perf_counter() - start
     n_tiles = result.tiles_processed
     return {"image": f"{size}x{size}", "frames": n_frames, "context": context, "stride": stride, "batch": batch, "repeats": repeats,
