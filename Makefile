@@ -42,12 +42,12 @@ figures: install  ## figures and tables of the papers, rebuilt from scripts/
 	@mkdir -p figures
 	@for s in scripts/figure_*.py; do [ -e "$$s" ] || continue; echo "== $$s"; $(BIN)/python $$s figures || exit 1; done
 
-UNET_VIDEOS ?= 60
-UNET_STEPS  ?= 554
+UNET_VIDEOS ?= 480
+UNET_STEPS  ?= 10000
 weights: install  ## retrain the bundled default models (the exact commands; see dancekit/weights/README.md)
 	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-data $(UNET_VIDEOS) 1000
 	$(BIN)/dancekit train-unet weights-data --context 32 --tile 64 --steps $(UNET_STEPS) --batch 8 \
-	  --val-fraction 0.1 --seed 1 -o weights-data/c2pu_training.pt --overwrite
+	  --patience 20 --val-fraction 0.1 --seed 1 -o weights-data/c2pu_training.pt --overwrite
 	$(BIN)/python scripts/deployable_checkpoint.py weights-data/c2pu_training.pt weights-data/c2pu_deployable.pt
 	# flux calibration E[e- | output] of the mean over 8 rotations/flips, on 16 held-out videos (other seeds)
 	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-calibration 16 5000
