@@ -27,13 +27,16 @@ ANSCOMBE_FLOOR = 2.0 * math.sqrt(ANSCOMBE_OFFSET)
 MAD_TO_SIGMA = 1.482602218505602
 
 
-def anscombe(x: Any) -> Any:
+def anscombe(x: Any, *, in_place: bool = False) -> Any:
     """Anscombe transform ``2 sqrt(x + 3/8)`` (Anscombe 1948) of counts ``x`` [counts].
 
     For Poisson counts the result has variance close to 1 whatever the mean. Values below
     -3/8 (impossible for counts; DanceCam clips at 0 before transforming) map to 0.
+    ``in_place=True`` (torch tensors only) writes the result into ``x``: the same numbers, no new buffer.
     """
     if _is_torch(x):
+        if in_place:
+            return x.add_(ANSCOMBE_OFFSET).clamp_(min=0.0).sqrt_().mul_(2.0)
         return 2.0 * torch.sqrt(torch.clamp(x + ANSCOMBE_OFFSET, min=0.0))
     x = _as_float_array(x)
     return 2.0 * np.sqrt(np.maximum(x + ANSCOMBE_OFFSET, 0.0))
