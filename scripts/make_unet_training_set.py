@@ -3,7 +3,7 @@
 
 Each video's scene is drawn from the training mix of ``dancekit.sky.training_mix`` (random and
 dense fields, King and Plummer clusters placed anywhere, seeing 0.7-1.6", 2 or 4 sub-steps,
-geometric or Fresnel) with ``numpy.random.default_rng(seed)``; its stars go to
+geometric or Fresnel, sky 18.5-21.5 mag/arcsec²) with ``numpy.random.default_rng(seed)``; its stars go to
 ``simulate-video --catalog`` and the video gets the same seed, so video ``seed`` is the same
 whoever makes it and in whatever order. Existing videos are kept (the set can be grown or resumed).
 
@@ -39,10 +39,10 @@ def make_video(out: Path, seed: int, size: int, frames: int, dancekit: str, env:
         fits.BinTableHDU.from_columns(columns).writeto(catalogue)
         subprocess.run([*dancekit.split(), "simulate-video", "--frames", str(frames), "--size", str(size),
                         "--catalog", str(catalogue), "--seeing", f"{scene.seeing:.4f}",
-                        "--propagation", scene.propagation, "--set", f"atmosphere.substeps={scene.substeps}",
+                        "--propagation", scene.propagation, "--set", f"atmosphere.substeps={scene.substeps}", "--set", f"sky.background={scene.sky:.3f}",
                         "--seed", str(seed), "-o", str(target), "-q"], check=True, env=env)
     return (f"{target.name}: {scene.kind}, {len(scene.field)} stars, seeing {scene.seeing:.2f}\", "
-            f"{scene.substeps} sub-steps, {scene.propagation}")
+            f"{scene.substeps} sub-steps, {scene.propagation}, sky {scene.sky:.2f}")
 
 
 def main() -> int:

@@ -12,8 +12,9 @@ field. ``draw_training_scene`` draws one scene from a mix of
   see cores, flanks and outskirts; central densities 0.02-0.5 stars/px² (M92-like 256² with 2500
   stars: 0.10);
 
-with seeing ~ U[0.7, 1.6]" at 500 nm, 2 or 4 turbulence sub-steps per exposure and geometric or
-split-step Fresnel propagation (probabilities below). Every draw comes from the generator passed in.
+with seeing ~ U[0.7, 1.6]" at 500 nm, 2 or 4 turbulence sub-steps per exposure, geometric or
+split-step Fresnel propagation (probabilities below) and a sky of 18.5-21.5 mag/arcsec² (dark
+to moonlit; the C2PU config's 20.5 is one value). Every draw comes from the generator passed in.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ CORE_RADIUS_RANGE = (25.0, 120.0)           # px
 CENTRE_SPREAD = 0.6                         # cluster centre within +-0.6 frame sizes of the middle
 P_FOUR_SUBSTEPS = 0.35                      # else 2 sub-steps per exposure
 P_FRESNEL = 0.15                            # else geometric (scintillation is weak at D = 1 m)
+SKY_RANGE = (18.5, 21.5)                    # mag/arcsec², dark to bright (moon) r-band sky
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class TrainingScene:
     seeing: float          # arcsec at 500 nm, zenith
     substeps: int          # turbulence sub-steps integrated within one exposure
     propagation: str       # "geometric" or "fresnel"
+    sky: float             # sky brightness, mag/arcsec²
 
 
 def draw_training_scene(shape: tuple[int, int], rng: np.random.Generator,
@@ -68,7 +71,8 @@ def draw_training_scene(shape: tuple[int, int], rng: np.random.Generator,
     seeing = float(rng.uniform(*SEEING_RANGE))
     substeps = 4 if rng.uniform() < P_FOUR_SUBSTEPS else 2
     propagation = "fresnel" if rng.uniform() < P_FRESNEL else "geometric"
-    return TrainingScene(kind, field, seeing, substeps, propagation)
+    sky = float(rng.uniform(*SKY_RANGE))
+    return TrainingScene(kind, field, seeing, substeps, propagation, sky)
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
