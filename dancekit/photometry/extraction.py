@@ -25,7 +25,7 @@ import sep
 from scipy.spatial import cKDTree
 
 from dancekit.errors import InputError, ParameterError
-from dancekit.photometry.aperture import AUTO_APERTURE_PER_FWHM, aperture_correction, seeing_fwhm
+from dancekit.photometry.aperture import AUTO_APERTURE_PER_FWHM, ApertureCorrection, seeing_fwhm, total_flux_correction
 
 FLAG_SATURATED = 1
 FLAG_EDGE = 2
@@ -62,6 +62,9 @@ class SourceList:
     aperture_correction, aperture_correction_err : Δ = m_aper − m_total and its error, mag
         (0 and NaN when not measured); ``flux`` is *not* corrected.
     n_aperture_correction : stars the correction was measured on.
+    aperture_correction_method : ``"growth"``, ``"moffat"`` or ``"none"``
+        (:func:`dancekit.photometry.aperture.total_flux_correction`); ``moffat_fwhm`` (pixels)
+        and ``moffat_beta`` describe the fitted PSF when it was used.
     """
 
     x: np.ndarray
@@ -78,6 +81,9 @@ class SourceList:
     aperture_correction: float = 0.0
     aperture_correction_err: float = float("nan")
     n_aperture_correction: int = 0
+    aperture_correction_method: str = "none"
+    moffat_fwhm: float = float("nan")
+    moffat_beta: float = float("nan")
 
     def __len__(self) -> int:
         return int(self.x.size)
@@ -149,7 +155,8 @@ def extract_sources(
     mean_sky : correct sep's mode-based background to the clipped mean sky away from sources
         (unbiased aperture fluxes on Poisson sky, see ``_sky_mean_offset``).
     aperture_correction : measure Δ = m_aper − m_total on the curve of growth of bright
-        isolated stars (:func:`dancekit.photometry.aperture.aperture_correction`).
+        isolated stars, or from a Moffat PSF fitted to the stars when they are too few
+        (:func:`dancekit.photometry.aperture.total_flux_correction`).
 
     Returns
     -------
@@ -255,12 +262,15 @@ def _extract_sources(data, bad, gain, read_noise, radius, saturation, photometry
         nan_in = _aperture_touches(bad, x, y, radius)
         flags[nan_in] |= FLAG_EDGE
         flags[nan_in & ~_aperture_touches(saturated, x, y, radius)] &= ~FLAG_SATURATED
-    correction = (aperture_correction(data, mask, x, y, flux, flux_err, flags, radius)
-                  if correct_aperture else (0.0, float("nan"), 0))
+    correction = (total_flux_correction(data, mask, x, y, flux, flux_err, flags, radius,
+                                        sky_sigma=max(float(global_sigma), 1e-12), gain=gain, fwhm=fwhm)
+                  if correct_aperture else ApertureCorrection())
     return SourceList(x=x, y=y, flux=flux, flux_err=flux_err, flags=flags, a=a, b=b, theta=theta,
                       background_rms=float(global_sigma), aperture_radius=radius, fwhm=fwhm,
-                      aperture_correction=correction[0], aperture_correction_err=correction[1],
-                      n_aperture_correction=correction[2])
+                      aperture_correction=correction.delta, aperture_correction_err=correction.error,
+                      n_aperture_correction=correction.n_stars,
+                      aperture_correction_method=correction.method, moffat_fwhm=correction.moffat_fwhm,
+                      moffat_beta=correction.moffat_beta)
 
 
 def _detect(data, threshold, sigma, bad, min_area):
