@@ -85,7 +85,7 @@ def zeropoint(
     """Fit the photometric zero point of each image and write it into a copy of its header.
 
     Sources are extracted (sep) and measured in apertures, matched on the sky through the
-    header WCS to the reference catalogue, and m_ref - m_inst = ZP - k*X + c*colour is fitted
+    header WCS to the reference catalogue, and m_ref - m_inst = ZP - k·X + c·colour is fitted
     with 3-sigma clipping and capped inverse-variance weights. The output is the input
     file with PHOTZP/PHOTZPER, MAGZPT/MAGZRR, NUMZPT, the colour term and extinction in the
     header; pixels are not touched. PHOTZP is for total fluxes: aperture magnitudes are
