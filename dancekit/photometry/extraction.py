@@ -59,12 +59,12 @@ class SourceList:
         global sky level, or sep's global rms with ``noise_model="measured"``).
     aperture_radius : circular aperture radius used, pixels (chosen from the seeing when
         none was given). fwhm : median FWHM of bright isolated stars, pixels (NaN if unmeasured).
-    aperture_correction, aperture_correction_err : Δ = m_aper − m_total and its error, mag
-        (0 and NaN when not measured); ``flux`` is *not* corrected.
-    n_aperture_correction : stars the correction was measured on.
-    aperture_correction_method : ``"growth"``, ``"moffat"`` or ``"none"``
-        (:func:`dancekit.photometry.aperture.total_flux_correction`); ``moffat_fwhm`` (pixels)
-        and ``moffat_beta`` describe the fitted PSF when it was used.
+    correction : :class:`~dancekit.photometry.aperture.ApertureCorrection`, how aperture
+        magnitudes become total ones (``flux`` is *not* corrected); its fields are also read as
+        ``aperture_correction`` (Δ = m_aper − m_total, mag, 0 when not measured),
+        ``aperture_correction_err`` (mag, NaN), ``n_aperture_correction`` (stars),
+        ``aperture_correction_method`` ("growth", "moffat", "none"), ``moffat_fwhm`` (pixels)
+        and ``moffat_beta``.
     """
 
     x: np.ndarray
@@ -78,15 +78,34 @@ class SourceList:
     background_rms: float
     aperture_radius: float = float("nan")
     fwhm: float = float("nan")
-    aperture_correction: float = 0.0
-    aperture_correction_err: float = float("nan")
-    n_aperture_correction: int = 0
-    aperture_correction_method: str = "none"
-    moffat_fwhm: float = float("nan")
-    moffat_beta: float = float("nan")
+    correction: ApertureCorrection = ApertureCorrection()
 
     def __len__(self) -> int:
         return int(self.x.size)
+
+    @property
+    def aperture_correction(self) -> float:
+        return self.correction.delta
+
+    @property
+    def aperture_correction_err(self) -> float:
+        return self.correction.error
+
+    @property
+    def n_aperture_correction(self) -> int:
+        return self.correction.n_stars
+
+    @property
+    def aperture_correction_method(self) -> str:
+        return self.correction.method
+
+    @property
+    def moffat_fwhm(self) -> float:
+        return self.correction.moffat_fwhm
+
+    @property
+    def moffat_beta(self) -> float:
+        return self.correction.moffat_beta
 
 
 def instrumental_magnitude(flux, flux_err, *, gain: float, exptime: float):
@@ -267,10 +286,7 @@ def _extract_sources(data, bad, gain, read_noise, radius, saturation, photometry
                   if correct_aperture else ApertureCorrection())
     return SourceList(x=x, y=y, flux=flux, flux_err=flux_err, flags=flags, a=a, b=b, theta=theta,
                       background_rms=float(global_sigma), aperture_radius=radius, fwhm=fwhm,
-                      aperture_correction=correction.delta, aperture_correction_err=correction.error,
-                      n_aperture_correction=correction.n_stars,
-                      aperture_correction_method=correction.method, moffat_fwhm=correction.moffat_fwhm,
-                      moffat_beta=correction.moffat_beta)
+                      correction=correction)
 
 
 def _detect(data, threshold, sigma, bad, min_area):

@@ -165,7 +165,9 @@ def moffat_aperture_correction(fit: MoffatFit, radius: float, jackknife_groups: 
 
     σ_Δ is the larger of the (α, β) covariance propagated to Δ and the delete-a-group jackknife
     over the stars (``jackknife_groups`` groups, Efron & Stein 1981), which also catches a PSF
-    that differs between stars more than their noise allows.
+    that differs between stars more than their noise allows. With β at its upper bound the PSF
+    may be steeper still: Δ is then the mean of the Moffat's and of a Gaussian of the same FWHM
+    (the β → ∞ limit), half their difference entering σ_Δ.
     """
     sub_pixel = (fit.x - np.rint(fit.x), fit.y - np.rint(fit.y))
 
@@ -189,6 +191,10 @@ def moffat_aperture_correction(fit: MoffatFit, radius: float, jackknife_groups: 
             values = np.array([delta(sub.alpha, sub.beta) for sub in partial])
             spread = np.sqrt((values.size - 1) / values.size * np.sum((values - values.mean()) ** 2))
             error = max(error, float(spread))
+    if fit.beta >= _BETA_RANGE[1] - 1e-6:  # β at its bound: the PSF may be steeper still (a Gaussian)
+        sigma = fit.fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+        gaussian = float(-2.5 * np.log10(1.0 - np.exp(-0.5 * (radius / sigma) ** 2)))
+        centre, error = 0.5 * (centre + gaussian), max(error, 0.5 * abs(centre - gaussian))
     return float(centre), error
 
 
@@ -240,26 +246,41 @@ def _shapes_and_fluxes(stamps: _Stamps, offsets, alpha, beta):
     return shape, target, numerator / np.maximum(denominator, 1e-300)
 
 
-def _joint_residuals(p, stamps, offsets):
+def _joint_residuals(p, stamps, offsets, fixed_log_beta1=None):
+    if fixed_log_beta1 is not None:
+        p = np.array([p[0], fixed_log_beta1])
     p = np.clip(p, _LOG_BOUNDS[0], _LOG_BOUNDS[1])  # MINPACK has no bounds: clamp to the allowed range
     shape, target, flux = _shapes_and_fluxes(stamps, offsets, np.exp(p[0]), 1.0 + np.exp(p[1]))
     return target - flux[stamps.star] * shape
 
 
 def _joint_fit(stamps: _Stamps, offsets, start) -> MoffatFit | None:
-    """(α, β) shared by all ``stamps`` with their centres fixed at first guess + ``offsets``."""
+    """(α, β) shared by all ``stamps`` with their centres fixed at first guess + ``offsets``.
+
+    A β running to its upper bound is a Gaussian-like core: β is then fixed there (zero
+    variance) and α fitted alone. α or β at a lower bound: None (not a stellar PSF).
+    """
     if len(stamps) == 0:
         return None
     fit = least_squares(_joint_residuals, list(start), args=(stamps, offsets), method="lm", xtol=1e-6)
     if not fit.success or not np.all(np.isfinite(fit.x)):
         return None
+    fixed_beta = fit.x[1] >= _LOG_BOUNDS[1][1]
+    if fixed_beta:
+        fit = least_squares(_joint_residuals, [fit.x[0]], args=(stamps, offsets, _LOG_BOUNDS[1][1]), method="lm",
+                            xtol=1e-6)
+        if not fit.success or not np.isfinite(fit.x[0]):
+            return None
+        fit.x = np.array([fit.x[0], _LOG_BOUNDS[1][1]])
     if np.any(np.abs(fit.x - np.clip(fit.x, _LOG_BOUNDS[0], _LOG_BOUNDS[1])) > 1e-6):
-        return None  # ran into a bound: not a Moffat-like PSF
+        return None  # α or β ran into a bound: not a Moffat-like PSF
     alpha, beta = float(np.exp(fit.x[0])), 1.0 + float(np.exp(fit.x[1]))
     sizes = np.bincount(stamps.star, minlength=len(stamps))
     chi2_nu = float(np.sum(fit.fun**2) / max(int(sizes.sum()) - 2 - 3 * len(stamps), 1))
     try:  # covariance of (log α, log(β − 1)), then of (α, β) by the chain rule
-        cov_log = np.linalg.inv(fit.jac.T @ fit.jac) * max(chi2_nu, 1.0)
+        cov_log = np.zeros((2, 2))
+        free = 1 if fixed_beta else 2
+        cov_log[:free, :free] = np.linalg.inv(fit.jac.T @ fit.jac) * max(chi2_nu, 1.0)
     except np.linalg.LinAlgError:
         return None
     chain = np.diag([alpha, beta - 1.0])
