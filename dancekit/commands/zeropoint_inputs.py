@@ -10,8 +10,9 @@ The image header's keywords, first found wins; the command-line option overrides
   number: DECam's GAINA/GAINB) with ``RDNOISE<x>``/``READNOI<x>`` (e⁻), ``SATURAT<x>`` (ADU) and
   the pixels it reads, ``DATASEC<x>``/``TRIMSEC<x>``/``ASEC<x>`` (FITS sections in physical
   pixels; a cutout's ``LTV1``/``LTV2`` shift them onto its own pixels). Amplifiers whose sections
-  cover the image put it on the electron scale amplifier by amplifier; without sections the
-  mean of their gains is used. With no gain at all, an effective gain is estimated from the sky
+  cover the image put it on the electron scale amplifier by amplifier, unless its sky is level
+  across them (already equalised, ``photometry.detector.gains_match_sky``); then, and without
+  sections, the mean of their gains is used (a warning). With no gain at all, an effective gain is estimated from the sky
   (``photometry.detector.sky_gain``), or, where that is not credible, the errors come from the
   background alone: a warning, never a refusal.
 * read noise (e⁻): ``RDNOISE``, ``READNOIS``, ``READNOISE``, ``RON``, or the amplifiers'; none:
@@ -184,7 +185,7 @@ def read_exposure(header, image, *, gain=None, read_noise=None, exptime=None, ai
 
 def _gain(header, image, option, read_noise, amplifiers, problems, warnings):
     """(gain of the photometry's image, its source, the amplifiers converting it to electrons)."""
-    from dancekit.photometry.detector import electrons_image, sky_gain
+    from dancekit.photometry.detector import electrons_image, gains_match_sky, sky_gain
 
     if option is not None:
         if not option > 0:
@@ -192,14 +193,18 @@ def _gain(header, image, option, read_noise, amplifiers, problems, warnings):
             return None, "none", []
         return float(option), "--gain", []
     located = [a for a in amplifiers if a.rows is not None]
+    names = "/".join(f"GAIN{a.name}" for a in amplifiers)
     if amplifiers and len(located) == len(amplifiers):
         try:
             electrons_image(np.zeros(np.shape(image), np.float32), amplifiers)
         except DancekitError as exc:
             warnings.append(f"amplifier sections unusable ({exc.message}): the mean amplifier gain is used")
         else:
-            names = "/".join(f"GAIN{a.name}" for a in amplifiers)
-            return 1.0, f"{names} by section", list(amplifiers)
+            if gains_match_sky(image, amplifiers) is not False:
+                return 1.0, f"{names} by section", list(amplifiers)
+            warnings.append(f"the sky is level across the amplifiers although {names} differ: the image looks "
+                            "gain-equalised already, so it is not converted amplifier by amplifier")
+            return float(np.mean([a.gain for a in amplifiers])), f"mean {names}, equalised image", []
     header_gain, key = first_number(header, GAIN_KEYS)
     if header_gain is not None:
         if header_gain > 0:
@@ -208,7 +213,6 @@ def _gain(header, image, option, read_noise, amplifiers, problems, warnings):
         return None, "none", []
     if amplifiers:
         gains = np.array([a.gain for a in amplifiers])
-        names = "/".join(f"GAIN{a.name}" for a in amplifiers)
         if np.ptp(gains) > _GAIN_SPREAD * gains.mean():
             warnings.append(f"{names} = {', '.join(f'{g:g}' for g in gains)} e-/ADU differ but no amplifier sections "
                             f"(DATASEC<x>) say which pixels each reads: their mean {gains.mean():.4g} is used for the whole image")

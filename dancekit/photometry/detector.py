@@ -5,6 +5,11 @@ gain g (e⁻/ADU), read noise and saturation level per amplifier. ``electrons_im
 amplifier's pixels on the common electron scale, so that one noise model and one zero point in
 e⁻/s hold across the image.
 
+Processed images often keep their amplifiers' gain keywords after the amplifiers were brought
+to one level; converting them again would print a step into the image. ``gains_match_sky``
+tells the two apart on the sky: in raw ADU a uniform sky reads S_e/g in each amplifier, in an
+equalised image the same everywhere.
+
 Without a known gain, ``sky_gain`` estimates an *effective* gain from the sky of a
 bias-subtracted image: in a sky-limited pixel the variance is V = S/g + (RN/g)² (ADU²) for a
 sky level S (ADU; Howell 2006 eq. 4.4 for one pixel), so
@@ -78,6 +83,32 @@ def electrons_image(image, amplifiers) -> np.ndarray:
     if uncovered:
         raise InputError(f"{uncovered} pixels are read by no amplifier (the amplifier sections do not cover the image)")
     return (data * scale).astype(np.float32)
+
+
+def gains_match_sky(image, amplifiers) -> bool | None:
+    """Whether the sky levels of the amplifiers' regions (ADU) scale as 1/gain, as in an image
+    still in each amplifier's ADU (True), or are equal, as in an image whose amplifiers were
+    already equalised (False); None when it cannot be told: gains within 2 % of each other, or a
+    sky not clearly above zero (sky-subtracted), in any region.
+    """
+    gains = np.array([a.gain for a in amplifiers], float)
+    if gains.size < 2 or np.ptp(np.log(gains)) < 0.02:
+        return None
+    data = np.asarray(image)
+    levels = []
+    for amp in amplifiers:
+        pixels = data[amp.rows, amp.columns]
+        pixels = pixels[np.isfinite(pixels)]
+        if pixels.size < 100:
+            return None
+        level = float(np.median(pixels))
+        spread = 1.4826 * float(np.median(np.abs(pixels - level)))
+        if not level > _MIN_SKY_SNR * spread:
+            return None
+        levels.append(level)
+    as_adu = np.log(levels)  # equal if already equalised
+    as_electrons = as_adu + np.log(gains)  # equal if still in each amplifier's ADU
+    return bool(np.var(as_electrons) < np.var(as_adu))
 
 
 def saturation_in_electrons(amplifiers) -> float:

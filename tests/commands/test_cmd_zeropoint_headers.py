@@ -36,15 +36,18 @@ def _catalogue(field, path, bands=("r", "g")):
     return path
 
 
-def _decam_cutout(tmp_path, *, sections=True, drop=()):
+def _decam_cutout(tmp_path, *, sections=True, drop=(), equalised=False):
     """A 400 x 512 cutout of a 2048 x 4096 two-amplifier CCD, columns 769-1280 and rows 2001-2400 in
-    physical pixels: its left half read by amplifier A (GAINA), its right half by B, in ADU."""
+    physical pixels: its left half read by amplifier A (GAINA), its right half by B, in ADU (or, with
+    ``equalised``, both halves already brought to the mean gain by a pipeline)."""
     field = synthetic_field((400, 512), 200, zeropoint=ZP, exptime=EXPTIME, gain=1.0, read_noise=6.0, sky=800.0,
                             psf="moffat", fwhm=3.5, moffat_beta=3.5, mag_range=(15.0, 21.0), luminosity_slope=0.3,
                             seed=5)
     image = field.image.copy()  # electrons (gain 1) -> ADU of each amplifier
     image[:, :256] /= GAIN_A
     image[:, 256:] /= GAIN_B
+    if equalised:
+        image = field.image / (0.5 * (GAIN_A + GAIN_B))
     header = field.wcs.to_header()
     header.update({"INSTRUME": "DECam", "FILTER": "r", "EXPTIME": EXPTIME, "AIRMASS": 1.2, "GAINA": GAIN_A,
                    "GAINB": GAIN_B, "RDNOISEA": 6.0, "RDNOISEB": 6.0, "SATURATA": 40000.0, "SATURATB": 42000.0,
@@ -92,6 +95,18 @@ def test_amplifiers_without_sections_use_their_mean_gain_with_a_warning(cli, tmp
     header = fits.getheader(out)
     assert header["ZPGAIN"] == pytest.approx(3.8) and header["ZPGAINSR"] == "mean GAINA/GAINB"
     assert "PHOTZPA" not in header and not header["ZPFLAG"] & ZP_FLAG_GAIN_UNKNOWN
+
+
+def test_an_image_already_equalised_across_amplifiers_is_not_converted_again(cli, tmp_path):
+    image, catalogue, _ = _decam_cutout(tmp_path, equalised=True)
+    out = tmp_path / "out.fits"
+    run = cli("zeropoint", image, "--catalog", catalogue, "--band", "r", "-o", out)
+    assert run.returncode == 0, run.stderr.decode()
+    assert b"the sky is level across the amplifiers although GAINA/GAINB differ" in run.stderr
+    header = fits.getheader(out)
+    assert header["ZPGAINSR"] == "mean GAINA/GAINB, equalised image" and "PHOTZPA" not in header
+    assert abs(header["PHOTZP"] - _photzp(0.5 * (GAIN_A + GAIN_B))) < 3 * header["PHOTZPER"] + 0.005
+    assert header["ZPSTD"] < 0.06  # no step between the halves
 
 
 def test_no_gain_anywhere_is_estimated_from_the_sky_not_refused(cli, tmp_path):

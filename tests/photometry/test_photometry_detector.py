@@ -6,7 +6,7 @@ import pytest
 from dancekit.errors import InputError, ParameterError
 from dancekit.photometry import synthetic_field
 from dancekit.photometry.detector import (
-    Amplifier, combined_read_noise, electrons_image, saturation_in_electrons, sky_gain,
+    Amplifier, combined_read_noise, electrons_image, gains_match_sky, saturation_in_electrons, sky_gain,
 )
 
 
@@ -50,3 +50,15 @@ def test_sky_gain_refuses_a_sky_subtracted_image():
     subtracted = field.image - np.median(field.image)
     estimate, level, _ = sky_gain(subtracted, 5.0)
     assert np.isnan(estimate) and abs(level) < 5
+
+
+def test_sky_levels_tell_raw_amplifier_adu_from_an_equalised_image():
+    field = synthetic_field((64, 128), 10, gain=1.0, read_noise=6.0, sky=800.0, mag_range=(17, 19), seed=3)
+    raw = field.image.copy()  # electrons -> each amplifier's ADU
+    raw[:, :64] /= 4.0
+    raw[:, 64:] /= 3.6
+    assert gains_match_sky(raw, _two_amplifiers()) is True
+    assert gains_match_sky(field.image / 3.8, _two_amplifiers()) is False
+    assert gains_match_sky(field.image - np.median(field.image), _two_amplifiers()) is None  # no sky left
+    same = [Amplifier("A", 4.0, rows=slice(0, 64), columns=slice(0, 64)), Amplifier("B", 4.02, rows=slice(0, 64), columns=slice(64, 128))]
+    assert gains_match_sky(raw, same) is None
