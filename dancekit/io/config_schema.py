@@ -7,12 +7,32 @@ Lengths in metres, angles on the sky in arcsec (converted once, at the edge), ti
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass
+
+_problems: contextvars.ContextVar[list | None] = contextvars.ContextVar("config_problems", default=None)
 
 
 def _require(condition: bool, message: str) -> None:
+    """A range check of a config value: raises ValueError, or inside ``collecting_problems``
+    records the message and lets the other checks run (so that all problems are reported at once)."""
     if not condition:
-        raise ValueError(message)
+        sink = _problems.get()
+        if sink is None:
+            raise ValueError(message)
+        sink.append(message)
+
+
+@contextlib.contextmanager
+def collecting_problems():
+    """Within the block, failed ``_require`` checks are appended to the yielded list instead of raising."""
+    found: list[str] = []
+    token = _problems.set(found)
+    try:
+        yield found
+    finally:
+        _problems.reset(token)
 
 
 # ---------------------------------------------------------------- video (C2PU)
@@ -255,40 +275,81 @@ class ChannelColumns:
     overscan: int
 
 
-DETECTOR_LAYOUTS = ("quadrants", "fits-sections")
+DETECTOR_LAYOUTS = ("quadrants", "sections", "fits-sections")
+QUADRANT_KEYS = ("channel_grid", "channel_columns", "active_rows", "optical_black_rows", "discarded_rows")
+
+
+@dataclass(frozen=True)
+class Amplifier:
+    """One readout amplifier of a ``layout: sections`` detector, as FITS sections '[x1:x2,y1:y2]'
+    (1-based, inclusive, x = column; IRAF DATASEC/BIASSEC syntax)."""
+
+    data: str  # its light-sensitive pixels (the DATASEC / TRIMSEC of this amplifier)
+    overscan: str  # its serial overscan columns (BIASSEC), covering the rows of its data: the bias of each row
+    optical_black: str = ""  # optional masked photosite columns on the rows of its data: the dark level of --method scaled
+
+    def __post_init__(self):
+        from dancekit.dark.sections import amplifier_problems
+
+        for message in amplifier_problems([(self.data, self.overscan, self.optical_black)], prefix=""):
+            _require(False, message)  # relative keys ('@.data'): the loader puts the amplifier's place for '@.'
 
 
 @dataclass(frozen=True)
 class Detector:
+    # a detector that changes ``layout`` from its base config does not inherit the base's geometry
+    VARIANT = ("layout", ("rows", "columns", *QUADRANT_KEYS, "amplifiers"))
     name: str
-    rows: int  # rows of the raw frame
-    columns: int  # columns of the raw frame
     saturation: float  # ADU
-    # "quadrants": the per-channel segments below (dancekit.dark.cameras.quadrant_layout);
-    # "fits-sections": one amplifier, overscan and active area from each frame's BIASSEC/TRIMSEC
+    # "quadrants": mirrored readout channels of the segments below (dancekit.dark.cameras.quadrant_layout);
+    # "sections": the amplifiers listed below, each its data minus its own overscan level;
+    # "fits-sections": amplifiers from each frame's header: BIASSEC + TRIMSEC (or DATASEC), or per
+    #   amplifier DATASECn/BIASSECn, TSECn/DSECn/BSECn, ASECx/BSECx
     layout: str = "quadrants"
-    channel_grid: tuple[int, ...] = (1, 1)  # readout channels as (rows, columns) of quadrants
+    rows: int = 0  # rows of the raw frame (quadrants: required; sections layouts: 0 = any, else checked)
+    columns: int = 0  # columns of the raw frame (as rows)
+    channel_grid: tuple[int, ...] = (1, 1)  # quadrants: readout channels as (rows, columns) of quadrants
     channel_columns: ChannelColumns | None = None  # quadrants only
-    active_rows: int = 0  # rows of the active area of each channel
-    optical_black_rows: int = 0  # masked rows at the outer edge of each channel
-    discarded_rows: int = 0  # rows of the whole frame (not per channel) that are not used; split evenly between the channel rows
+    active_rows: int = 0  # quadrants: rows of the active area of each channel
+    optical_black_rows: int = 0  # quadrants: masked rows at the outer edge of each channel
+    discarded_rows: int = 0  # quadrants: rows of the whole frame (not per channel) that are not used; split evenly between the channel rows
+    amplifiers: tuple[Amplifier, ...] = ()  # sections only
 
     def __post_init__(self):
-        _require(self.layout in DETECTOR_LAYOUTS, f"detector.layout must be one of {DETECTOR_LAYOUTS}, got '{self.layout}'")
-        _require(self.rows >= 1 and self.columns >= 1, f"detector.rows/columns must be >= 1, got {self.rows}, {self.columns}")
-        _require(len(self.channel_grid) == 2 and all(g in (1, 2) for g in self.channel_grid),
-                 f"detector.channel_grid must be [rows, columns] of channels, each 1 or 2, got {list(self.channel_grid)}")
-        if self.layout == "fits-sections":
-            _require(tuple(self.channel_grid) == (1, 1), "detector.layout fits-sections describes one amplifier: channel_grid must be [1, 1]")
+        _require(self.layout in DETECTOR_LAYOUTS, f"detector.layout must be one of {', '.join(DETECTOR_LAYOUTS)}, got '{self.layout}'")
+        _require(self.rows >= 0 and self.columns >= 0, f"detector.rows/columns must be >= 0, got {self.rows}, {self.columns}")
+        if self.layout == "quadrants":
+            self._check_quadrants()
             return
+        defaults = {"channel_grid": (1, 1), "channel_columns": None, "active_rows": 0, "optical_black_rows": 0, "discarded_rows": 0}
+        for key, default in defaults.items():
+            _require(getattr(self, key) == default, f"detector.{key} applies to layout quadrants only (remove it with layout {self.layout})")
+        if self.layout == "fits-sections":
+            _require(not self.amplifiers, "detector.amplifiers apply to layout sections; layout fits-sections reads them from each frame's header")
+            return
+        _require(len(self.amplifiers) >= 1, "detector.amplifiers must list at least one amplifier with layout sections, "
+                                            "e.g. [{data: '[1:1024,1:350]', overscan: '[2049:2080,1:350]'}]")
+        from dancekit.dark.sections import amplifier_problems
+
+        specs = [(a.data, a.overscan, a.optical_black) for a in self.amplifiers]
+        for message in amplifier_problems(specs, (self.rows, self.columns), prefix="detector.amplifiers"):
+            _require(False, message)
+
+    def _check_quadrants(self):
+        _require(self.rows >= 1 and self.columns >= 1, f"detector.rows/columns must be >= 1 with layout quadrants, got {self.rows}, {self.columns}")
+        _require(not self.amplifiers, "detector.amplifiers apply to layout sections, not quadrants")
+        grid_ok = len(self.channel_grid) == 2 and all(g in (1, 2) for g in self.channel_grid)
+        _require(grid_ok, f"detector.channel_grid must be [rows, columns] of channels, each 1 or 2, got {list(self.channel_grid)}")
         _require(self.channel_columns is not None, "detector.channel_columns is required with detector.layout quadrants")
+        _require(self.active_rows >= 1, f"detector.active_rows must be >= 1, got {self.active_rows}")
+        if not grid_ok or self.channel_columns is None:
+            return
         c = self.channel_columns
         per_channel = c.prescan + c.invalid + c.amplifier + c.optical_black + c.active + c.overscan
         _require(
             per_channel * self.channel_grid[1] == self.columns,
             f"detector.channel_columns add up to {per_channel} per channel, x{self.channel_grid[1]} != columns {self.columns}",
         )
-        _require(self.active_rows >= 1, f"detector.active_rows must be >= 1, got {self.active_rows}")
         _require(self.discarded_rows % self.channel_grid[0] == 0,
                  f"detector.discarded_rows ({self.discarded_rows}) must split evenly between the {self.channel_grid[0]} channel rows")
         per_rows = self.channel_grid[0] * (self.optical_black_rows + self.active_rows) + self.discarded_rows
