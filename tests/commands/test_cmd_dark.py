@@ -145,9 +145,28 @@ def test_train_dark_resumes_exactly_and_predicts(cli, darks, tmp_path):
     assert a["layout"]["channel_grid"] == [2, 2] and a["conditioning"] == {
         "mode": "profile", "coordinates": False, "target": "above_overscan", "template": False, "bias_degree": 3}
     assert "template" not in a
+    # the model knows its training domain: frames at -25 and -15 C (jittered by 1 C)
+    domain = a["domain"]
+    assert domain["frames"] == 6 and -26 <= domain["temperature"][0] <= -24 and -16 <= domain["temperature"][1] <= -14
+    assert domain["exptime"] == [30.0, 30.0] and 0 < domain["dark"][0] < domain["dark"][1] and domain["bias"][0] > 900
+    # at -10 C the dark level lies beyond the trained range by more than half its width: refused,
+    # nothing written; --ignore-domain predicts, warns, and records how far it was
     out = tmp_path / "gan.fits"
-    pred = cli("predict-dark", tmp / "test" / "dark_T-10.0_0001.fits", "-c", cfg, "--model", straight, "-o", out, "--json")
+    held_out = tmp / "test" / "dark_T-10.0_0001.fits"
+    refused = cli("predict-dark", held_out, "-c", cfg, "--model", straight, "-o", out)
+    err = refused.stderr.decode()
+    assert refused.returncode == 2 and err.count("\n") == 1 and not out.exists(), err
+    assert "outside the training domain of the dark model straight.pt: dark level above bias" in err and "--ignore-domain" in err
+    pred = cli("predict-dark", held_out, "-c", cfg, "--model", straight, "-o", out, "--json", "--ignore-domain")
     assert pred.returncode == 0, pred.stderr.decode()
+    assert b"warning: " in pred.stderr and b"outside the training domain" in pred.stderr
+    header = fits.getheader(out)
+    raw = fits.getdata(held_out).astype(np.float32)  # dark level: masked columns above each row's overscan median
+    level = np.max(np.median(region_stack(raw, SMALL, "ob_columns") - np.median(region_stack(raw, SMALL, "overscan"), axis=2,
+                                                                                keepdims=True), axis=(1, 2)))
+    width = domain["dark"][1] - domain["dark"][0]
+    assert header["DKDOMAIN"] == "outside" and header["DKDOMQTY"] == "dark"
+    assert header["DKDOMDST"] == pytest.approx((level - domain["dark"][1]) / width, abs=0.15) and header["DKDOMDST"] > 0.5
     image = fits.getdata(out)
     assert image.shape == (96, 96) and np.all(np.isfinite(image))
     # the tanh output maps into the stored ADU affine range, above the overscan level of each row
@@ -179,7 +198,7 @@ def test_a_model_with_the_template_carries_it_and_refuses_to_run_without_it(cli,
     rmse = {}
     for method, extra in (("gan", ["--model", model]), ("scaled", ["--master", master])):
         out = tmp_path / f"{method}.fits"
-        p = cli("predict-dark", held_out, "-c", cfg, "--method", method, *extra, "-o", out, "--json")
+        p = cli("predict-dark", held_out, "-c", cfg, "--method", method, *extra, "-o", out, "--json", "--ignore-domain")
         assert p.returncode == 0, p.stderr.decode()
         rmse[method] = json.loads(p.stdout)["results"][0]["rmse_actual_adu"]
     # one epoch of 24 steps moves the residual little: the gan stays near the scaled baseline,
@@ -267,7 +286,7 @@ def test_single_amplifier_frame_through_the_overscan_path(cli, tmp_path):
     assert scaled.returncode == 2 and b"not a dancekit master dark" in scaled.stderr
     no_trim = _write(tmp_path / "notrim.fits", frame, BIASSEC="[4:13,1:520]")
     missing = cli("predict-dark", no_trim, "-c", cfg, "--method", "overscan", "-o", tmp_path / "m.fits")
-    assert missing.returncode == 2 and b"the header has no TRIMSEC" in missing.stderr
+    assert missing.returncode == 2 and b"the header has BIASSEC but no TRIMSEC or DATASEC (the data)" in missing.stderr
     # a master made from this camera's frames: scaled needs optical black, which it has not
     master = tmp_path / "master.fits"
     assert cli("train-dark", path, "-c", cfg, "--make-master", master).returncode == 0
