@@ -200,8 +200,8 @@ def _domain_cards(checkpoint: dict, frame, layout, ignore: bool, model_name: str
                     " (--ignore-domain)" if distance > REFUSE_BEYOND else "")
     cards = [("DKDOMAIN", state, "inside/near/outside the model's training domain"),
              ("DKDOMDST", round(distance, 4), "[range widths] furthest excursion beyond the trained range"),
-             ("DKDOMQTY", worst.quantity if worst else "none", "quantity of that excursion")]
-    return cards + [("HISTORY", f"DKDOMAIN {e.describe()}") for e in excursions]
+             ("DKDOMQTY", worst.quantity if distance > 0 else "none", "quantity of that excursion")]
+    return cards + [("HISTORY", f"DKDOMAIN {e.brief()}") for e in excursions]
 
 
 def _carry_trimmed_wcs(source: fits.Header, target: fits.Header, frame_layout) -> None:

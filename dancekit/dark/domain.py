@@ -80,6 +80,13 @@ class Excursion:
         where = "inside" if self.distance == 0 else f"{self.distance:.2f} range widths outside"
         return f"{words} {value} {unit}, trained {self.lo:.4g}..{self.hi:.4g} {unit}: {where}"
 
+    def brief(self) -> str:
+        """The same in under 64 characters (a FITS HISTORY card)."""
+        unit = QUANTITIES[self.quantity][0]
+        value = f"{self.low:.4g}" if self.low == self.high else f"{self.low:.4g}..{self.high:.4g}"
+        where = "inside" if self.distance == 0 else f"{self.distance:.2f} widths out"
+        return f"{self.quantity} {value} {unit} (trained {self.lo:.4g}..{self.hi:.4g}): {where}"
+
 
 def domain_excursions(domain: Mapping, conditions: Mapping[str, Sequence[float]]) -> list[Excursion]:
     """One ``Excursion`` per quantity both the domain and the frame have, furthest first."""

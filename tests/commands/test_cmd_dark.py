@@ -302,3 +302,35 @@ def test_the_real_ccdproc_frame(cli, tmp_path, ccdproc_raw_frame):
     assert r.returncode == 0, r.stderr.decode()
     # notes/dark_zp.md sec. 2: overscan ~214 ADU, trimmed 520 x 512 with median ~86 ADU (ccdproc)
     assert fits.getdata(out).shape == (520, 512) and np.median(fits.getdata(out)) == pytest.approx(86, abs=5)
+
+
+def test_the_bundled_model_knows_its_training_domain_and_refuses_a_warm_frame(cli, tmp_path):
+    """The bundled model's 20 training darks were set at -25, -15, -10 and -5 C (+-1 C), 30 s:
+    its domain says so, and a LAMOST frame whose optical black holds 900 ADU of dark (about +5 C)
+    is refused before the network runs, with the quantity, the value and the trained range."""
+    from dancekit.dark.cameras import lamost_layout
+    from dancekit.io.dark_files import bundled_dark_model
+
+    domain = torch.load(bundled_dark_model(), weights_only=True)["domain"]
+    assert domain["frames"] == 20 and domain["exptime"] == [30.0, 30.0]
+    assert -26 <= domain["temperature"][0] <= -24 and -6 <= domain["temperature"][1] <= -4
+    # 240 e- in 30 s at -15 C, 2.3 e-/ADU, doubling every 6.4 C: 35 ADU at -25 C, 309 ADU at -5 C (+-1 C, pattern)
+    assert domain["dark"][0] == pytest.approx(240 / 2.3 * 2 ** (-10 / 6.4), rel=0.2)
+    assert domain["dark"][1] == pytest.approx(240 / 2.3 * 2 ** (10 / 6.4), rel=0.2)
+    layout = lamost_layout()
+    raw = np.random.default_rng(0).normal(1000.0, 5.0, layout.frame_shape).astype(np.float32)
+    for c in range(4):
+        for name in ("ob_columns", "ob_rows", "active"):
+            rs, cs = layout.region_slices(name)
+            i, j = layout.channel_position(c)
+            rows = np.arange(rs.start, rs.stop) if i == 0 else layout.frame_shape[0] - 1 - np.arange(rs.start, rs.stop)
+            cols = np.arange(cs.start, cs.stop) if j == 0 else layout.frame_shape[1] - 1 - np.arange(cs.start, cs.stop)
+            raw[np.ix_(rows, cols)] += 900.0
+    path = _write(tmp_path / "warm.fits", raw, EXPTIME=30.0)
+    out = tmp_path / "out.fits"
+    r = cli("predict-dark", path, "-o", out)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and err.count("\n") == 1 and not out.exists(), err
+    lo, hi = domain["dark"]
+    assert (f"outside the training domain of the dark model bundled:lamost_dark_demo.pt: dark level above bias 899.9..900 ADU, "
+            f"trained {lo:.4g}..{hi:.4g} ADU: {(900 - hi) / (hi - lo):.2f} range widths outside (refused beyond 0.5)") in err
