@@ -1,7 +1,9 @@
 """``dancekit predict-dark``: the dark of a raw frame's active area, from its own overscan and optical black.
 
 Parses options, reads the frames, the model or the master dark (``dancekit.io.dark_files``),
-calls ``dancekit.dark.inference.predict_active_dark`` and writes the trimmed image.
+cuts each frame by its ``FrameLayout`` (``dark.cameras.frame_layout_from_config``), checks a gan
+model's training domain (``dark.domain``), calls ``dancekit.dark.inference.predict_frame_dark``
+and writes the trimmed image.
 """
 
 # No "from __future__ import annotations" in command modules: typer reads the live Annotated types.

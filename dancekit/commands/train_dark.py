@@ -52,8 +52,12 @@ def train_dark(
     input plane / the reference the target is measured from, and the model file carries it. A share
     of the frames (model.val_fraction) is held out: after every epoch the RMSE [ADU] of the
     prediction against them is measured and the best weights are kept; the median and scaled
-    baselines fitted on the training frames are measured on the same frames. With --make-master
-    only (no -o), just the master dark for predict-dark --method median/scaled is written.
+    baselines fitted on the training frames are measured on the same frames. The model records
+    its training domain (bias and dark levels, temperature, exposure of up to 64 training frames),
+    which predict-dark checks frames against. With --make-master only (no -o), just the master
+    dark for predict-dark --method median/scaled is written, also for a camera of several
+    amplifiers described by sections; its TEMPLATE is all NaN (with a warning saying why) when
+    the frames' optical black holds no measurable dark (biases) or the camera has none.
 
     Example: dancekit train-dark darks/ --epochs 5 --width 8 --crop 256 --seed 1 -o dark_model.pt --make-master master.fits
     """
