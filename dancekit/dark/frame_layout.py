@@ -83,6 +83,8 @@ class FrameLayout:
         no part has data."""
         if len(blocks) != len(self.parts):
             raise InputError(f"expected {len(self.parts)} parts for frame layout '{self.name}', got {len(blocks)}")
+        if self.single is not None:  # one part fills the image: no NaN canvas to fill
+            return assemble_active(blocks[0], self.single).astype(dtype, copy=False)
         image = np.full(self.trimmed_shape, np.nan, dtype=dtype)
         for part, block in zip(self.parts, blocks):
             image[part.box()] = assemble_active(block, part.layout)
