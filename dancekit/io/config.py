@@ -240,7 +240,7 @@ def _build(schema: type, data: Any, prefix: str, problems: list[str]) -> Any:
         values[name] = _coerce(hints[name], data[name], key, problems)
     if len(problems) > before:
         return None  # this section is incomplete: its range checks cannot run
-    from dancekit.io.config_schema import collecting_problems
+    from dancekit.io.config_checks import collecting_problems
 
     with collecting_problems() as found:
         try:
