@@ -90,7 +90,8 @@ def simulate_dark(
         raise ParameterError("simulate-dark writes many frames: give a folder", source="-o")
     cfg = load_config(config, DarkConfig, overrides)
     if cfg.detector.layout != "quadrants":
-        raise ParameterError("simulate-dark needs detector.layout: quadrants (a fits-sections camera has no layout without a frame)", source=config)
+        raise ParameterError(f"simulate-dark simulates cameras of detector.layout quadrants, not '{cfg.detector.layout}' "
+                             "(a camera described by sections has no optical-black rows or mirrored channels to simulate)", source=config)
     if n < 1:
         raise ParameterError(f"need at least 1 frame per temperature, got {n}", source="--n")
     temperatures = parse_temperatures(temperature) if temperature is not None else [cfg.operation.temperature]
