@@ -269,7 +269,7 @@ def _compare_levels(domain: TrainingDomain, levels: VideoLevels) -> list[Mismatc
         if value > max(high, 0) * LEVEL_FACTOR or (low > 0 and value < low / LEVEL_FACTOR):
             found.append(Mismatch(name, f"{what} {value:.3g} {unit} per frame, far outside the training range "
                                         f"{low:.3g}-{high:.3g} {unit}"))
-    if levels.saturated:
+    if levels.saturated and domain.levels:
         found.append(Mismatch("saturation", f"{levels.saturated} saturated pixel(s) in the frames measured; "
                                             "the model was trained without saturation"))
     return found

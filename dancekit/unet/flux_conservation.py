@@ -11,8 +11,8 @@ for a model that returns 0.84-1.08 of the truth.
 So the sky is measured as the offset of the stack from the output seen through the seeing:
 a least-squares fit of ``stack = sum_k a_k G(sigma_k) * output + sky`` with Gaussian kernels of
 widths 0.7, 1.4, 2.8 ... px (a_k >= 0: a positive PSF of any width up to ``MAX_SIGMA`` px; the
-sky free). Faint stars that the output resolves are then explained by the output, not by the
-sky. The sky used is the smaller of that offset and the per-tile level, pixel by pixel: an
+sky free, but not below the darkest 0.1 % of the stack). Faint stars that the output resolves
+are then explained by the output, not by the sky. The sky used is the smaller of that offset and the per-tile level, pixel by pixel: an
 output that does not explain the stack at all (a failing model) leaves the offset at the mean
 of the stack, and the ratio falls back to the per-tile levels. On the 11 fields above the fitted
 sky was 0.04-0.67 e-/px and the ratio 0.86-1.14 for the 9 with >= 76 stars, against 0.87-1.10
@@ -32,6 +32,8 @@ MAX_SIGMA = 48.0
 FIT_SIDE = 1024
 #: pixels used in the least-squares fit (every k-th of the crop)
 FIT_SAMPLES = 250_000
+#: the sky is not below this percentile of the stack (the darkest pixels are sky minus noise)
+DARKEST_PERCENTILE = 0.1
 
 
 @dataclass(frozen=True)
@@ -73,4 +75,4 @@ def fitted_sky(sky_free: np.ndarray, stack: np.ndarray) -> float:
     design = np.stack(columns + [np.ones(len(rows), dtype=np.float32)], axis=1).astype(np.float64)
     lower = [0.0] * len(sigmas) + [-np.inf]
     fit = lsq_linear(design, target.ravel()[rows], bounds=(lower, [np.inf] * (len(sigmas) + 1)))
-    return float(fit.x[-1])
+    return max(float(fit.x[-1]), float(np.percentile(target.ravel()[good], DARKEST_PERCENTILE)))
