@@ -158,7 +158,7 @@ def _check_domain(loaded: dict, video: Any, gain: float, context: int, ignore_in
     ``{"state", "flags", "warnings"}`` for the log and the header. Refusals come from the header
     alone, before any pixel is read; the levels are measured on the first frames."""
     from dancekit.io.video import header_facts, saturation_level
-    from dancekit.unet.domain import compare, measure_levels
+    from dancekit.unet.domain import Mismatch, compare, measure_levels
 
     domain, facts = loaded["domain"], header_facts(video.header)
     refusals = [m for m in compare(domain, facts, None) if m.refuse]
@@ -169,6 +169,10 @@ def _check_domain(loaded: dict, video: Any, gain: float, context: int, ignore_in
     saturation = saturation_level(video.header)
     levels = measure_levels(video.read(0, n_sample) * gain, None if saturation is None else saturation * gain)
     found = compare(domain, facts, levels)
+    header = video.header
+    if isinstance(header.get("BITPIX"), int) and header["BITPIX"] > 0 and not {"BUNIT", "GAIN"} & set(header):
+        found.append(Mismatch("gain", "integer pixels (raw counts?) with neither BUNIT nor GAIN in the header: "
+                                      "taken as electrons; add GAIN [e-/ADU] and BUNIT = 'adu'"))
     warnings = [f"outside the model's domain{' (--ignore-instrument)' if m.refuse else ''}: {m.message}" for m in found]
     if not domain.known:
         warnings.append(f"the model {loaded['name']} records no training domain (made before dancekit recorded one, "
@@ -188,8 +192,8 @@ def _describe_domain(header: Any, flux: Any, domain: dict) -> None:
     if flux.ratio is None:
         header["FLUXRAT"] = (None, "undefined: the average stack has no flux above the sky")
     else:
-        header["FLUXRAT"] = (round(flux.ratio, 6), "output / average-stack flux above the sky")
-    header["FLUXSKY"] = (round(flux.sky, 6), "sky of the stack under the blurred output [BUNIT]")
+        header["FLUXRAT"] = (float(flux.ratio), "output / average-stack flux above the sky")
+    header["FLUXSKY"] = (float(flux.sky), "sky of the stack under the blurred output [BUNIT]")
     header["DOMAIN"] = (domain["state"], "video vs model training domain (inside/outside/forced/unknown)")
     header["DOMFLAGS"] = (",".join(domain["flags"])[:68], "what lies outside the model's domain")
     for message in domain["warnings"]:
