@@ -72,6 +72,11 @@ def test_trains_writes_a_safe_checkpoint_and_resumes_exactly(cli, videos, tmp_pa
     assert ckpt["inverse"] == ckpt["normalisation"]["inverse"] == "algebraic" and ckpt["instrument"] == "C2PU-Omicron"
     assert ckpt["training"]["steps"] == 4 and ckpt["training"]["train_videos"] == 4
     assert len(ckpt["training"]["data"]["val"]) == 1 and len(ckpt["config_hash"]) == 16
+    domain = ckpt["domain"]  # measured on all 5 videos: 20 e- of sky, 1 e- of read noise, 0.19 s, no pixel scale
+    assert domain["instruments"] == ["C2PU-Omicron"] and domain["exposure_s"] == [0.19, 0.19] and domain["videos"] == 5
+    assert domain["pixel_scale_arcsec"] is None and domain["measured_by"] == "train-unet on 5 videos"
+    assert domain["levels_electrons"]["sky"][2] == pytest.approx(20.0, abs=0.5)
+    assert domain["levels_electrons"]["noise"][2] == pytest.approx(np.sqrt(21.0), rel=0.1)
     model = model_from_checkpoint(ckpt)  # the inference path's loader accepts it
     assert model.config == UNetConfig().with_changes(in_channels=4)
 
