@@ -235,7 +235,7 @@ def _compare_pixel_scale(domain: TrainingDomain, facts: VideoFacts) -> list[Mism
     if domain.pixel_scale is None:
         return []
     low, high = domain.pixel_scale
-    trained = f'{low / ARCSEC:.4g}"/px' if high <= low * 1.001 else f'{low / ARCSEC:.4g}-{high / ARCSEC:.4g}"/px'
+    trained = _span(low / ARCSEC, high / ARCSEC, '"/px')
     if facts.pixel_scale is None:
         return [Mismatch("pixel_scale", f"the video's header gives no pixel scale (PIXSCALE [arcsec/pixel] or a "
                                         f"celestial WCS) and the model was trained at {trained}", refuse=True)]
@@ -251,12 +251,17 @@ def _compare_exposure(domain: TrainingDomain, facts: VideoFacts) -> list[Mismatc
     if domain.exposure is None:
         return []
     low, high = domain.exposure
-    trained = f"{low:.4g} s" if high <= low * 1.001 else f"{low:.4g}-{high:.4g} s"
+    trained = _span(low, high, " s")
     if facts.exposure is None:
         return [Mismatch("exposure", f"the video has no EXPTIME; the model was trained on {trained} frames")]
     if not low / EXPOSURE_FACTOR <= facts.exposure <= high * EXPOSURE_FACTOR:
         return [Mismatch("exposure", f"frames of {facts.exposure:.4g} s but the model was trained on {trained} frames")]
     return []
+
+
+def _span(low: float, high: float, unit: str) -> str:
+    """'0.235"/px' for one value, '0.2-0.3"/px' for a range."""
+    return f"{low:.4g}{unit}" if high <= low * 1.001 else f"{low:.4g}-{high:.4g}{unit}"
 
 
 def _compare_levels(domain: TrainingDomain, levels: VideoLevels) -> list[Mismatch]:
