@@ -10,9 +10,9 @@ from astropy.io import fits
 
 from dancekit.commands import options as opt
 from dancekit.commands.runtime import cli_command, for_each_input, log, progress
-from dancekit.io.fits_in import FitsReader
 from dancekit.io.fits_out import check_output, output_for, write_hdus
 from dancekit.io.provenance import Provenance, carry_header
+from dancekit.io.video import VideoInput
 from dancekit.sky.stack import RunningMean
 
 CHUNK_BYTES = 256 * 2**20  # frames read at a time: bounded memory for cubes larger than RAM
@@ -20,7 +20,7 @@ CHUNK_BYTES = 256 * 2**20  # frames read at a time: bounded memory for cubes lar
 
 @cli_command
 def average(
-    inputs: opt.Inputs,
+    inputs: opt.VideoInputs,
     output: opt.Output,
     frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to average, START:STOP (0-based, stop excluded).")] = None,
     ext: Annotated[Optional[str], typer.Option("--ext", help="Image extension holding the cube (name or index).")] = None,
@@ -30,43 +30,50 @@ def average(
     """Average the frames of a video cube into one image.
 
     The mean ignores NaN pixels (masked frames); the cube is read in chunks, so videos larger
-    than memory work. Observation keywords and the WCS of the input are kept.
+    than memory work. Several single-frame images are the frames of one video, averaged into one
+    image, as infer-tiles reads them. Observation keywords and the WCS of the (first) input are kept.
 
     Example: dancekit average video.fits --frames 0:160 -o average.fits
     """
     opt.check_json_with_output(as_json, output)
+    sources = VideoInput.plan(inputs, ext)
+    if len(sources) > 1:
+        output_for(sources[0].name, output, len(sources))  # -o must be a folder: said once, not once per input
+    by_name = {s.name: s for s in sources}
     summaries = []
 
-    def one(path: str) -> None:
-        target = output_for(path, output, len(inputs))
+    def one(name: str) -> None:
+        source = by_name[name]
+        target = output_for(name, output, len(sources))
         check_output(target, overwrite)
-        with FitsReader(path) as reader:
-            info = reader.image_info(ext, (2, 3))
-            header = reader.header(info.index)
-            n_frames = info.shape[0] if len(info.shape) == 3 else 1
-            start, stop = opt.parse_range(frames, n_frames)
-            stack = RunningMean(info.shape[-2:])
-            step = max(1, CHUNK_BYTES // (4 * info.shape[-1] * info.shape[-2]))
-            with progress(f"average {reader.name}", stop - start) as advance:
+        with source.open(single_image=True) as video:
+            header = video.header
+            start, stop = opt.parse_range(frames, video.n_frames)
+            stack = RunningMean(video.shape)
+            step = max(1, CHUNK_BYTES // (4 * video.shape[0] * video.shape[1]))
+            with progress(f"average {source.name}", stop - start) as advance:
                 for first in range(start, stop, step):
                     last = min(stop, first + step)
-                    stack.add(reader.frames(first, last, info.index) if len(info.shape) == 3 else reader.image(info.index))
+                    stack.add(video.read(first, last))
                     advance(last - first)
         image = stack.result()
         if stack.empty_frames:
-            log.warning("%s: %d all-NaN frames were left out of the mean", path, stack.empty_frames)
+            log.warning("%s: %d all-NaN frames were left out of the mean", name, stack.empty_frames)
         out = fits.PrimaryHDU(image)
         carry_header(header, out.header)
         out.header["NCOMBINE"] = (stack.frames - stack.empty_frames, "frames averaged")
         out.header["FRAMES"] = (f"{start}:{stop}", "input frames averaged, 0-based, stop excluded")
+        if source.single_frames:
+            out.header.add_history(f"frames: {len(source.paths)} single-frame files, first {source.paths[0]}"[:72])
         Provenance.from_argv().apply(out.header)
         write_hdus(fits.HDUList([out]), target, overwrite)
-        log.info("%s: averaged %d frames -> %s", path, stack.frames, target)
-        summaries.append({"input": path, "output": target, "frames": stack.frames, "empty_frames": stack.empty_frames})
+        log.info("%s: averaged %d frames -> %s", name, stack.frames, target)
+        summaries.append({"input": name, "output": target, "frames": stack.frames, "empty_frames": stack.empty_frames,
+                          "files": len(source.paths)})
 
-    code = for_each_input(inputs, one)
+    code = for_each_input([s.name for s in sources], one)
     if as_json:
-        opt.print_json({"command": "average", "results": summaries, "failed": len(inputs) - len(summaries)})
+        opt.print_json({"command": "average", "results": summaries, "failed": len(sources) - len(summaries)})
     return code
 
 

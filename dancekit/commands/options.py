@@ -19,6 +19,7 @@ class DeviceChoice(str, Enum):
 
 
 Inputs = Annotated[list[str], typer.Argument(help="Input FITS files; '-' reads FITS from standard input.", show_default=False)]
+VideoInputs = Annotated[list[str], typer.Argument(help="Video cube(s) (T, H, W), one output each; or single-frame images forming one video, in order. '-' = stdin.", show_default=False)]
 Output = Annotated[str, typer.Option("--output", "-o", help="Output FITS file, a folder for many inputs, or '-' for standard output.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Json = Annotated[bool, typer.Option("--json", help="Print a one-object JSON summary on stdout.")]

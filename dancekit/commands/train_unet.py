@@ -149,7 +149,8 @@ def train_unet(
              torch_device, settings.seed)
 
     meta = {"instrument": cfg.instrument, "config": _config_dict(cfg), "config_hash": _config_hash(cfg),
-            "data": {"train": [s.name for s in train_sources], "val": [s.name for s in val_sources]}}
+            "data": {"train": [s.name for s in train_sources], "val": [s.name for s in val_sources]},
+            "domain": _training_domain(sources, settings.context, cfg.instrument)}
     written = {"any": same_file or overwrite, "step": None}
 
     def save() -> None:
@@ -208,6 +209,15 @@ def _open_all(paths: list, gain: float, settings, total_stride: int) -> list:
     if bad:
         raise InputError(f"{bad} of {len(paths)} videos cannot be used (see above); fix or leave them out")
     return sources
+
+
+def _training_domain(sources: list, context: int, instrument: str) -> dict:
+    """What infer-tiles checks videos against (``unet.domain``), measured on the training videos."""
+    from dancekit.io.video import video_facts
+    from dancekit.unet.domain import domain_of_sources
+
+    facts = [video_facts(s.name) for s in sources]
+    return domain_of_sources(sources, facts, context, f"train-unet on {len(sources)} videos", instrument).to_dict()
 
 
 def _json_safe(value: Any) -> Any:
@@ -271,7 +281,7 @@ def _checkpoint(trainer, meta: dict) -> dict:
         "normalisation": {"background": "per-window median, iterated 3-sigma MAD clipping",
                           "transform": "anscombe", "inverse": trainer.settings.inverse, "units": "electron"},
         "instrument": meta["instrument"], "config": meta["config"], "config_hash": meta["config_hash"],
-        "training": training, "resume": trainer.state_dict(),
+        "training": training, "domain": meta["domain"], "resume": trainer.state_dict(),
     }
 
 
