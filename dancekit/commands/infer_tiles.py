@@ -41,7 +41,7 @@ def infer_tiles(
     average: Annotated[bool, typer.Option("--average", help="Add the plain temporal mean as extension AVERAGE.")] = False,
     background: Annotated[Background, typer.Option("--background", help="restore: add the subtracted sky back (input flux scale); subtract: leave it out.")] = Background.restore,
     ext: Annotated[Optional[str], typer.Option("--ext", help="Image extension holding the cube (name or index).")] = None,
-    ignore_instrument: Annotated[bool, typer.Option("--ignore-instrument", help="Run even when the video's instrument or pixel scale (missing, or > 10 % off) is not the model's; the mismatch becomes a warning, recorded in the header.")] = False,
+    ignore_instrument: Annotated[bool, typer.Option("--ignore-instrument", "--ignore-domain", help="Run even when the video's instrument or pixel scale (missing, or > 10 % off) is not the model's; the mismatch becomes a warning, recorded in the header (--ignore-domain, as in predict-dark and zeropoint, is the same flag).")] = False,
     config: opt.Config = "c2pu",
     overrides: opt.Set = None,
     overwrite: opt.Overwrite = False,
