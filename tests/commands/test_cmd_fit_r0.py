@@ -9,7 +9,7 @@ from astropy.io import fits
 
 from conftest import run_cli
 from dancekit.commands.fit_r0 import FitSettings, fit_file
-from dancekit.io.aot import write_modal_fits
+from dancekit.io.aot_write import write_modal_fits
 from dancekit.io.config import load_config
 from dancekit.io.config_schema import AOConfig
 
