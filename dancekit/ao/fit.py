@@ -32,12 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from dancekit.ao.modal_model import model_at, modal_model, naomi_cross_talk
-from dancekit.ao.noise import measurement_noise_variance
+from dancekit.ao.noise import measurement_noise_variance, propagated_noise_variance
 from dancekit.ao.uncertainty import block_jackknife_deviations, draw_from_deviations
 from dancekit.ao.zernike import noll_orders
 from dancekit.errors import InputError, ParameterError
 
 _SUBGRID = 13  # chi^2 samples between neighbouring L0 nodes
+_RECOMPUTE = False
 
 
 @dataclass(frozen=True)
@@ -122,15 +123,17 @@ def _fit_once(y, w, model, fixed):
     return s, u, bound
 
 
-def _iterate(raw, order_id, n_orders, model, fixed, opts):
-    """Iterative fit (eq. 19-20) of every row of ``raw`` (S, F) = variance - noise."""
+def _iterate(raw, order_id, n_orders, model, fixed, opts, weights=None):
+    """Iterative fit (eq. 19-20) of every row of ``raw`` (S, F) = variance - noise; ``weights``
+    (F,) fixes the per-mode weights instead of taking them from each row's within-order spread."""
     n = raw.shape[0]
     remaining = np.zeros_like(raw)
     s_prev = np.full(n, np.nan)
     u_prev = np.full(n, np.nan)
     for it in range(1, opts["max_iterations"] + 1):
         y = raw - remaining
-        w = _order_weights(y, order_id, n_orders, opts["sigma_floor"])
+        w = _order_weights(y, order_id, n_orders, opts["sigma_floor"]) if weights is None else \
+            np.broadcast_to(weights, y.shape)
         s, u, bound = _fit_once(y, w, model, fixed)
         # relative change of (D/r0)^(5/3); r0 changes by 3/5 of it
         change = np.abs(s / np.where(np.isnan(s_prev), np.inf, s_prev) - 1.0)
@@ -264,7 +267,8 @@ def _monte_carlo(raw, w, order_id, n_orders, model, fixed, opts, n_draws, deviat
             draws = raw + rng.standard_normal((n_draws, raw.shape[1])) * sigma
         else:
             draws = draw_from_deviations(raw[0], np.asarray(deviations, dtype=float), n_draws, rng)
-        s_mc, u_mc, bound_mc = _iterate(draws, order_id, n_orders, model, fixed, opts)[:3]
+        s_mc, u_mc, bound_mc = _iterate(draws, order_id, n_orders, model, fixed, opts,
+                                        None if deviations is None or _RECOMPUTE else w[0])[:3]
         samples = np.where(s_mc > 0, diameter * np.maximum(s_mc, 1e-300) ** (-0.6), np.nan)
         out["r0_samples"] = samples
         out["r0_err"] = float(np.nanstd(samples, ddof=1))
@@ -283,7 +287,8 @@ def _monte_carlo(raw, w, order_id, n_orders, model, fixed, opts, n_draws, deviat
 def estimate_turbulence(modes, *, noll=None, diameter: float = 1.8, max_lag: int = 4,
                         noise_degree: int = 3, estimate_noise: bool = True,
                         max_radial_order: int = 8, cross_talk=None, higher_noll=None,
-                        mc_spread: str = "blocks", n_blocks: int = 20, **fit_options) -> TurbulenceFit:
+                        mc_spread: str = "blocks", n_blocks: int = 20, noise_gain=None,
+                        **fit_options) -> TurbulenceFit:
     """r0 [m] (and L0) from pseudo-open-loop modal time series ``modes`` (T, K) [rad at 500 nm].
 
     Columns are Noll modes ``noll`` (default 2..K+1). Noise per mode from the autocorrelation
@@ -292,7 +297,10 @@ def estimate_turbulence(modes, *, noll=None, diameter: float = 1.8, max_lag: int
     :func:`dancekit.ao.modal_model.naomi_cross_talk`; the sensor's own through
     :func:`dancekit.ao.sensor_matrix.cross_talk_from_sensor`). ``mc_spread`` 'blocks' draws the
     Monte Carlo from the jackknife covariance of ``n_blocks`` time blocks (falls back to 'orders',
-    the paper's eq. 21, for series too short to cut); other options go to :func:`fit_modal_variances`.
+    the paper's eq. 21, for series too short to cut). ``noise_gain`` (K,) = diag(R R^T) of the
+    reconstructor replaces the per-mode noise estimates by one slope-noise level propagated to every
+    mode (:func:`dancekit.ao.noise.propagated_noise_variance`). Other options go to
+    :func:`fit_modal_variances`.
     """
     x = np.asarray(modes, dtype=float)
     if x.ndim != 2:
@@ -304,6 +312,8 @@ def estimate_turbulence(modes, *, noll=None, diameter: float = 1.8, max_lag: int
         raise InputError(f"{x.shape[1]} modal columns but {len(noll)} Noll indices given")
     if estimate_noise:
         noise = measurement_noise_variance(x, max_lag=max_lag, degree=noise_degree)
+        if noise_gain is not None:
+            noise = propagated_noise_variance(noise, noise_gain)
     else:
         if x.shape[0] < 3:
             raise InputError(f"{x.shape[0]} frames is too few to compute a variance")
@@ -319,7 +329,7 @@ def estimate_turbulence(modes, *, noll=None, diameter: float = 1.8, max_lag: int
     fitted = [int(j) for j in fit_options.get("fit_noll", range(4, 16))]
     if mc_spread == "blocks" and fit_options.get("n_monte_carlo", 1000) and set(fitted) <= set(noll):
         deviations = block_jackknife_deviations(x, [noll.index(j) for j in fitted], n_blocks, max_lag,
-                                                noise_degree, estimate_noise)
+                                                noise_degree, estimate_noise, noise_gain)
     return fit_modal_variances(x.var(axis=0, ddof=1), noise, noll=noll, diameter=diameter,
                                cross_talk=cross_talk, higher_noll=higher_noll, mc_deviations=deviations,
                                **fit_options)

@@ -55,7 +55,8 @@ def check_reconstructor(reconstructor: np.ndarray, interaction_controlled: np.nd
         if scale != 0 else np.inf
     if not mismatch <= tolerance:
         raise InputError(
-            f"the interaction matrix {_shape(g)} and the measurements-to-modes matrix {_shape(r)} do not describe "
+            f"the interaction matrix's columns of the reconstructed modes {_shape(g)} and the measurements-to-modes "
+            f"matrix {_shape(r)} do not describe "
             f"the same slopes and modes (|R G - c I| / |c I| = {mismatch:.2f} > {tolerance}): check the slope order "
             "(SLOPEORD 'xxyy' = x1..xS, y1..yS or 'xyxy' = x1, y1, x2, ...) and NOLLMIN of the matrix")
     return mismatch
@@ -97,3 +98,28 @@ def noise_gain(reconstructor: np.ndarray) -> np.ndarray:
     """(R R^T)_ii per mode: the modal noise variance per unit white slope-noise variance (eq. 14)."""
     r = np.asarray(reconstructor, dtype=float)
     return np.einsum("ij,ij->i", r, r)
+
+
+def sensor_model(controlled_noll, max_radial_order: int, diameter: float, interaction=None, interaction_noll=None,
+                 reconstructor=None, **geometry) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """(C, higher Noll, diag(R R^T)) of the sensor that made the modes ``controlled_noll``.
+
+    With ``interaction`` (n_slopes, M) of columns ``interaction_noll``: C from it
+    (:func:`cross_talk_from_sensor`, modes up to ``max_radial_order``); otherwise the built-in
+    geometric Shack-Hartmann (:func:`dancekit.ao.modal_model.naomi_cross_talk`, ``geometry`` to
+    :func:`dancekit.ao.shack_hartmann.interaction_matrix`). The noise gain is that of
+    ``reconstructor`` (K, n_slopes) when given, else of least squares on the sensor's G_F.
+    """
+    from dancekit.ao.modal_model import naomi_cross_talk
+    from dancekit.ao.shack_hartmann import interaction_matrix, reconstructor as least_squares
+    from dancekit.ao.zernike import n_modes_to_order
+
+    controlled = [int(j) for j in controlled_noll]
+    if interaction is None:
+        c, higher = naomi_cross_talk(controlled, max_radial_order, diameter, **geometry)
+        g_f = interaction_matrix(controlled, diameter=diameter, **geometry)
+    else:
+        c, higher = cross_talk_from_sensor(interaction, interaction_noll, controlled,
+                                           n_modes_to_order(max_radial_order), reconstructor)
+        g_f = columns_for(np.asarray(interaction, dtype=float), interaction_noll, controlled, "reconstructed modes")
+    return c, tuple(int(j) for j in higher), noise_gain(least_squares(g_f) if reconstructor is None else reconstructor)

@@ -19,28 +19,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from dancekit.ao.noise import _noise_variance
+from dancekit.ao.noise import _noise_variance, propagated_noise_variance
 
 
 def block_jackknife_deviations(modes: np.ndarray, columns, n_blocks: int = 20, max_lag: int = 4,
-                               degree: int = 3, estimate_noise: bool = True) -> np.ndarray | None:
+                               degree: int = 3, estimate_noise: bool = True, noise_gain=None) -> np.ndarray | None:
     """(B, F) deviations from their mean of the delete-one-block estimates of (variance - noise).
 
     ``modes`` (T, K) [any unit]; ``columns`` the F columns to return. Noise as
-    :func:`dancekit.ao.noise.measurement_noise_variance` (lags 1..``max_lag``). Returns None when
-    the series is too short for 2 blocks of 10 (max_lag + 1) frames.
+    :func:`dancekit.ao.noise.measurement_noise_variance` (lags 1..``max_lag``), propagated from
+    one slope-noise level when ``noise_gain`` (K,) is given. Returns None when the series is too
+    short for 2 blocks of 10 (max_lag + 1) frames.
     """
-    x = np.asarray(modes, dtype=float)[:, list(columns)]
+    x = np.asarray(modes, dtype=float)
     n = x.shape[0]
     blocks = min(int(n_blocks), n // (10 * (max_lag + 1)))
     if blocks < 2:
         return None
     edges = np.linspace(0, n, blocks + 1).astype(int)
-    estimates = np.empty((blocks, x.shape[1]))
+    columns = list(columns)
+    estimates = np.empty((blocks, len(columns)))
     for b in range(blocks):
         rest = np.concatenate([x[:edges[b]], x[edges[b + 1]:]])
-        noise = _noise_variance(rest, max_lag, degree) if estimate_noise else 0.0
-        estimates[b] = rest.var(axis=0, ddof=1) - noise
+        noise = _noise_variance(rest, max_lag, degree) if estimate_noise else np.zeros(x.shape[1])
+        if noise_gain is not None and estimate_noise:
+            noise = propagated_noise_variance(noise, noise_gain)
+        estimates[b] = (rest.var(axis=0, ddof=1) - noise)[columns]
     return estimates - estimates.mean(axis=0)
 
 

@@ -52,6 +52,7 @@ class FitSettings:
     interaction_matrix: Any = None  # None: the file's when present, else built in; 'builtin'; or an InteractionMatrix
     fit_outer_scale: Optional[bool] = None  # None: config fit.fit_L0
     mc_spread: str = "blocks"  # 'blocks' (time-block jackknife covariance) or 'orders' (the paper's eq. 21)
+    noise: str = "autocorrelation"  # per-mode noise: 'autocorrelation' or 'propagated' (one slope noise through R)
 
 
 def fit_noll(config) -> tuple:
@@ -127,40 +128,33 @@ def fit_file(path: str, settings: FitSettings, seed=None) -> dict:
     return rows[0]
 
 
-def _cross_talk(telemetry, settings: FitSettings, noll: tuple, modes_shape: tuple, diameter: float,
-                obstruction: float):
-    """(C, higher Noll, name of the sensor model) of the remaining-error correction."""
-    from dancekit.ao.modal_model import naomi_cross_talk
-    from dancekit.ao.sensor_matrix import cross_talk_from_sensor
-    from dancekit.ao.zernike import n_modes_to_order
+def _sensor(telemetry, settings: FitSettings, noll: tuple, modes_shape: tuple, diameter: float, obstruction: float):
+    """(C, higher Noll, diag(R R^T), name) of the sensor: the chosen or the file's interaction
+    matrix (not one that holds only the controlled modes, like NAOMI's REF_IM), else built in."""
+    from dancekit.ao.sensor_matrix import sensor_model
 
-    cfg = settings.config
     choice = settings.interaction_matrix
     matrix = telemetry.interaction if choice is None else (None if choice == "builtin" else choice)
-    if matrix is not None:
-        g_noll = matrix.noll(noll[0])
-        if choice is None and g_noll[-1] <= noll[-1]:
-            matrix = None  # the file's matrix holds only the controlled modes (NAOMI's REF_IM): no aliasing in it
-    if matrix is None:
-        c, higher = naomi_cross_talk(noll, cfg.fit.remaining_error_order, diameter,
-                                     n_lenslets=cfg.wavefront_sensor.lenslets, obstruction=obstruction)
-        return c, higher, "builtin"
+    if matrix is not None and choice is None and matrix.noll(noll[0])[-1] <= noll[-1]:
+        matrix = None
     reconstructor = None
     if telemetry.format == "aot":
-        n_slopes = 2 * telemetry.slopes.shape[2]
-        if matrix.matrix.shape[0] != n_slopes:
+        reconstructor = telemetry.slopes_to_modes.reshape(telemetry.slopes_to_modes.shape[0], -1)
+        if matrix is not None and matrix.matrix.shape[0] != reconstructor.shape[1]:
             raise InputError(f"the interaction matrix {matrix.name} {matrix.matrix.shape} has {matrix.matrix.shape[0]} "
-                             f"slopes but the WFS measurements {telemetry.slopes.shape} have {n_slopes}: it is not "
-                             "this sensor's matrix")
-        s2m = telemetry.slopes_to_modes
-        reconstructor = s2m.reshape(s2m.shape[0], -1)
+                             f"slopes but the WFS measurements {telemetry.slopes.shape} have {reconstructor.shape[1]}: "
+                             "it is not this sensor's matrix")
+    geometry = {"n_lenslets": settings.config.wavefront_sensor.lenslets, "obstruction": obstruction}
     try:
-        c, higher = cross_talk_from_sensor(matrix.matrix, g_noll, noll, n_modes_to_order(cfg.fit.remaining_error_order),
-                                           reconstructor)
+        c, higher, gain = sensor_model(noll, settings.config.fit.remaining_error_order, diameter,
+                                       None if matrix is None else matrix.matrix,
+                                       None if matrix is None else matrix.noll(noll[0]), reconstructor, **geometry)
     except InputError as exc:
+        if matrix is None:
+            raise
         raise InputError(f"{matrix.name}: {exc.message}; the telemetry's pseudo-open-loop modes are {modes_shape} "
                          f"(Noll {noll[0]}-{noll[-1]})") from None
-    return c, higher, matrix.name
+    return c, higher, gain, "builtin" if matrix is None else matrix.name
 
 
 def _monitor(telemetry) -> dict:
@@ -191,11 +185,9 @@ def _fit_loop(telemetry, settings: FitSettings, rng) -> dict:
     diameter = telemetry.diameter or cfg.telescope.diameter
     obstruction = telemetry.obstruction if telemetry.obstruction is not None else cfg.telescope.obstruction
     fitted = fit_noll(cfg)
-    cross_talk = higher = None
-    sensor = "none"
-    if settings.remaining_error:
-        cross_talk, higher, sensor = _cross_talk(telemetry, settings, noll, modes.shape, diameter, obstruction)
-    else:
+    cross_talk, higher, gain, sensor = _sensor(telemetry, settings, noll, modes.shape, diameter, obstruction)
+    if not settings.remaining_error:
+        cross_talk, higher, sensor = None, None, "none"
         flags.append("no_remaining_error")
     fit_l0 = cfg.fit.fit_L0 if settings.fit_outer_scale is None else settings.fit_outer_scale
     iterations = (settings.iterations,) * 2 if settings.iterations else (cfg.fit.min_iterations, cfg.fit.max_iterations)
@@ -206,7 +198,8 @@ def _fit_loop(telemetry, settings: FitSettings, rng) -> dict:
         outer_scale_bounds=(cfg.fit.L0_min, cfg.fit.L0_max), min_iterations=iterations[0],
         max_iterations=iterations[1], tol=cfg.fit.tolerance, sigma_floor=cfg.fit.sigma_floor,
         n_monte_carlo=cfg.fit.mc_draws if settings.mc_draws is None else settings.mc_draws,
-        mc_spread=settings.mc_spread, seed=rng)
+        mc_spread=settings.mc_spread, seed=rng,
+        noise_gain=gain if settings.noise == "propagated" else None)
     airmass = settings.airmass or telemetry.airmass
     elevation = telemetry.elevation if not settings.airmass else float(np.degrees(np.arcsin(1.0 / settings.airmass)))
     if airmass is None:
@@ -271,6 +264,11 @@ class MonteCarloSpread(str, Enum):
     orders = "orders"
 
 
+class NoiseModel(str, Enum):
+    autocorrelation = "autocorrelation"
+    propagated = "propagated"
+
+
 @cli_command
 def fit_r0(
     inputs: opt.Inputs,
@@ -283,6 +281,7 @@ def fit_r0(
     iterations: Annotated[Optional[int], typer.Option("--iterations", min=1, help="Exactly N fit iterations (1: no remaining-error correction). Default: at least fit.min_iterations, until converged.")] = None,
     mc: Annotated[Optional[int], typer.Option("--mc", min=0, help="Monte-Carlo draws for r0_err and L0_err (0: none). Default: fit.mc_draws.")] = None,
     mc_spread: Annotated[MonteCarloSpread, typer.Option("--mc-spread", help="How the Monte Carlo redraws the variances: blocks (their covariance measured by a 20-block jackknife of the time series) or orders (each mode within the spread of its radial order, the paper's eq. 21; about half the real scatter).")] = MonteCarloSpread.blocks,
+    noise: Annotated[NoiseModel, typer.Option("--noise", help="Noise variance of each mode: autocorrelation (its own, extrapolated to lag 0; the paper) or propagated (one white slope-noise level, pooled over all modes, through the reconstructor: the file's measurements-to-modes, else least squares on the sensor's matrix).")] = NoiseModel.autocorrelation,
     seed: opt.Seed = None,
     framerate: Annotated[Optional[float], typer.Option("--framerate", help="Loop frame rate in Hz, for files that lack it.")] = None,
     airmass: Annotated[Optional[float], typer.Option("--airmass", help="Airmass of the line of sight (default: from the file's elevation, else 1 with a flag).")] = None,
@@ -341,7 +340,7 @@ def fit_r0(
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     children = iter(np.random.SeedSequence(seed).spawn(len(inputs)))
     settings = FitSettings(cfg, delay, iterations, mc, framerate, airmass, frames, remaining_error, matrix, fit_l0,
-                           mc_spread.value)
+                           mc_spread.value, noise.value)
     rows: list[dict] = []
     failed: list[str] = []
 
@@ -366,6 +365,7 @@ def fit_r0(
     if output is not None and rows:
         cards = {"L0FIX": (cfg.reference.L0 if not fit_l0 else -1.0, "[m] fixed L0 of the fit (-1: L0 fitted)"),
                  "MCSPREAD": (mc_spread.value, "Monte-Carlo draws: blocks (jackknife) or orders (eq. 21)"),
+                 "NOISEMOD": (noise.value, "modal noise: autocorrelation or propagated"),
                  "NFAILED": (len(failed), "inputs that could not be fitted (wholly or one loop)")}
         hdus = results_hdus(rows, fitted, cards)
         for hdu in hdus:
