@@ -107,10 +107,11 @@ def test_remaining_error_correction_removes_the_aliasing_bias(drawn_fits):
 
 def test_monte_carlo_uncertainty_matches_seed_to_seed_scatter(drawn_fits):
     # the draws follow the covariance of the variances measured by a 20-block jackknife of each
-    # series: their spread must be the real file-to-file scatter (20 seeds: +-16 % on the latter)
+    # series: their spread is the real file-to-file scatter or, the jackknife being conservative
+    # for a non-linear fit (Efron & Stein 1981), up to ~1.5 times it (20 seeds: +-16 % on the scatter)
     r0 = np.array([f.r0 for f, _, _ in drawn_fits])
     mc = np.mean([f.r0_err for f, _, _ in drawn_fits])
-    assert 0.7 < mc / r0.std(ddof=1) < 1.4
+    assert 0.8 < mc / r0.std(ddof=1) < 1.9
     f = drawn_fits[0][0]
     assert f.mc_spread == "blocks" and f.r0_err_of_mean == pytest.approx(f.r0_err / np.sqrt(300))
 

@@ -100,6 +100,8 @@ def test_refusals_leave_no_file(cli, tmp_path):
     assert result.returncode == 2 and "gain must be in (0, 2)" in result.stderr.decode()
     result = cli("simulate-telemetry", "--model", "fourier", "-o", out)
     assert result.returncode == 2 and "fourier" in result.stderr.decode()
+    result = cli("simulate-telemetry", "--monitor-seeing", "0", "-o", out)
+    assert result.returncode == 2 and result.stderr.decode().startswith("error: --monitor-seeing: must be a positive number")
     result = cli("simulate-telemetry", "--set", "simulation.samples_per_subaperture=2", "-o", out)
     assert result.returncode == 2 and "samples_per_subaperture must be >= 4" in result.stderr.decode()
     assert not out.exists() and list(tmp_path.iterdir()) == []
