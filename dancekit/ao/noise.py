@@ -70,11 +70,16 @@ def measurement_noise_variance(modes: np.ndarray, max_lag: int = 4, degree: int 
 
 
 def _noise_variance(x: np.ndarray, max_lag: int, degree: int) -> np.ndarray:
-    corr = autocorrelation(x, max_lag)
-    lags_sq = np.arange(1, max_lag + 1, dtype=float) ** 2
+    return noise_from_autocorrelation(autocorrelation(x, max_lag), degree)
+
+
+def noise_from_autocorrelation(corr: np.ndarray, degree: int) -> np.ndarray:
+    """``C(0) - P(0)`` for autocorrelations ``corr`` (max_lag + 1, ...) at lags 0..max_lag, P the
+    least-squares polynomial of ``degree`` in tau^2 through lags 1..max_lag; clipped at 0."""
+    lags_sq = np.arange(1, corr.shape[0], dtype=float) ** 2
     design = np.vander(lags_sq, degree + 1, increasing=True)  # columns 1, tau^2, tau^4, ...
-    coeffs, *_ = np.linalg.lstsq(design, corr[1:], rcond=None)
-    return np.maximum(corr[0] - coeffs[0], 0.0)
+    intercept = np.tensordot(np.linalg.pinv(design)[0], corr[1:], axes=(0, 0))
+    return np.maximum(corr[0] - intercept, 0.0)
 
 
 def propagated_noise_variance(noise_variance, noise_gain) -> np.ndarray:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dancekit.ao.noise import _noise_variance, propagated_noise_variance
+from dancekit.ao.noise import noise_from_autocorrelation, propagated_noise_variance
 
 
 def block_jackknife_deviations(modes: np.ndarray, columns, n_blocks: int = 20, max_lag: int = 4,
@@ -29,22 +29,37 @@ def block_jackknife_deviations(modes: np.ndarray, columns, n_blocks: int = 20, m
     ``modes`` (T, K) [any unit]; ``columns`` the F columns to return. Noise as
     :func:`dancekit.ao.noise.measurement_noise_variance` (lags 1..``max_lag``), propagated from
     one slope-noise level when ``noise_gain`` (K,) is given. Returns None when the series is too
-    short for 2 blocks of 10 (max_lag + 1) frames.
+    short for 2 blocks of 10 (max_lag + 1) frames. Computed from per-block sums (the pairs of frames
+    that straddle the removed block are left out, not joined across it).
     """
     x = np.asarray(modes, dtype=float)
+    x = x - x.mean(axis=0)
     n = x.shape[0]
     blocks = min(int(n_blocks), n // (10 * (max_lag + 1)))
     if blocks < 2:
         return None
     edges = np.linspace(0, n, blocks + 1).astype(int)
-    columns = list(columns)
-    estimates = np.empty((blocks, len(columns)))
-    for b in range(blocks):
-        rest = np.concatenate([x[:edges[b]], x[edges[b + 1]:]])
-        noise = _noise_variance(rest, max_lag, degree) if estimate_noise else np.zeros(x.shape[1])
-        if noise_gain is not None and estimate_noise:
-            noise = propagated_noise_variance(noise, noise_gain)
-        estimates[b] = (rest.var(axis=0, ddof=1) - noise)[columns]
+    lags = range(max_lag + 1)
+    # products[tau][t] = x_t x_{t+tau}; a pair belongs to every block holding t or t + tau
+    products = [x[: n - tau] * x[tau:] for tau in lags]
+    totals = np.array([p.sum(axis=0) for p in products])  # (L, K)
+    removed = np.empty((blocks, len(lags), x.shape[1]))
+    counts = np.empty((blocks, len(lags), 1))
+    for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        for tau in lags:
+            first = max(lo - tau, 0)  # pairs (t, t + tau) with t in [lo - tau, hi) touch the block
+            removed[b, tau] = products[tau][first:min(hi, n - tau)].sum(axis=0)
+            counts[b, tau] = (n - tau) - (min(hi, n - tau) - first)
+    corr = (totals[None] - removed) / counts  # (B, L, K) autocorrelations without block b
+    sums = np.add.reduceat(x, edges[:-1], axis=0)  # (B, K)
+    size = np.diff(edges)[:, None]
+    mean = -sums / (n - size)  # the mean of the rest (x has zero mean overall)
+    rest_n = n - size
+    variance = (corr[:, 0] - mean ** 2) * rest_n / (rest_n - 1.0)
+    noise = noise_from_autocorrelation(corr.transpose(1, 0, 2), degree) if estimate_noise else np.zeros_like(variance)
+    if noise_gain is not None and estimate_noise:
+        noise = np.stack([propagated_noise_variance(row, noise_gain) for row in noise])
+    estimates = (variance - noise)[:, list(columns)]
     return estimates - estimates.mean(axis=0)
 
 
