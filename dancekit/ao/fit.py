@@ -21,8 +21,10 @@ draws follow either the paper's eq. 21 (``mc_spread='orders'``: each mode indepe
 spread of its radial order) or, by default in :func:`estimate_turbulence`, the covariance of the
 variances measured from the time series by a block jackknife (``'blocks'``,
 :mod:`dancekit.ao.uncertainty`), which includes the mode-to-mode correlation and the finite number
-of independent realisations; on independent 20-s telemetry the latter matches the file-to-file
-scatter, the former is about half of it.
+of independent realisations. On 80 independent 20-s files the latter gives a mean r0_err of 1.56 %
+against a file-to-file scatter of 1.49 % (94 % of files within 2 sigma); the former gives 0.6-0.7
+times the scatter (83 % within 2 sigma). On telemetry drawn exactly from the model it is
+conservative (about 1.5 times the scatter: the jackknife of a non-linear fit, Efron & Stein 1981).
 """
 
 from __future__ import annotations

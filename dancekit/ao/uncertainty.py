@@ -4,8 +4,8 @@ Morujão et al. 2023 (eq. 21) redraw each fitted variance independently with the
 variances within its radial order. That spread describes how well the model fits across modes, but
 the variances of one time series are positively correlated from mode to mode (the same turbulence
 drives them all) and each is known only as well as the number of independent turbulence
-realisations in the series allows; on 20-s telemetry the within-order draws give an r0 error about
-half the file-to-file scatter.
+realisations in the series allows; on 20-s independent telemetry the within-order draws give an r0
+error of 0.6-0.7 times the file-to-file scatter.
 
 :func:`block_jackknife_deviations` measures the spread from the data themselves: the series is cut
 into ``n_blocks`` consecutive blocks (delete-one-block jackknife, Künsch 1989), each block is left

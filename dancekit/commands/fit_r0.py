@@ -280,7 +280,7 @@ def fit_r0(
     delay: Annotated[Optional[int], typer.Option("--delay", help=DELAY_HELP)] = None,
     iterations: Annotated[Optional[int], typer.Option("--iterations", min=1, help="Exactly N fit iterations (1: no remaining-error correction). Default: at least fit.min_iterations, until converged.")] = None,
     mc: Annotated[Optional[int], typer.Option("--mc", min=0, help="Monte-Carlo draws for r0_err and L0_err (0: none). Default: fit.mc_draws.")] = None,
-    mc_spread: Annotated[MonteCarloSpread, typer.Option("--mc-spread", help="How the Monte Carlo redraws the variances: blocks (their covariance measured by a 20-block jackknife of the time series) or orders (each mode within the spread of its radial order, the paper's eq. 21; about half the real scatter).")] = MonteCarloSpread.blocks,
+    mc_spread: Annotated[MonteCarloSpread, typer.Option("--mc-spread", help="How the Monte Carlo redraws the variances: blocks (their covariance measured by a 20-block jackknife of the time series) or orders (each mode within the spread of its radial order, the paper's eq. 21; 0.6-0.7 times the real file-to-file scatter on independent telemetry).")] = MonteCarloSpread.blocks,
     noise: Annotated[NoiseModel, typer.Option("--noise", help="Noise variance of each mode: autocorrelation (its own, extrapolated to lag 0; the paper) or propagated (one white slope-noise level, pooled over all modes, through the reconstructor: the file's measurements-to-modes, else least squares on the sensor's matrix).")] = NoiseModel.autocorrelation,
     seed: opt.Seed = None,
     framerate: Annotated[Optional[float], typer.Option("--framerate", help="Loop frame rate in Hz, for files that lack it.")] = None,
