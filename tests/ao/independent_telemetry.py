@@ -4,16 +4,21 @@ Nothing here comes from dancekit's own sensor, screen or Zernike code (only nump
 astropy/aotpy to write the files), so a shared modelling error cannot cancel out:
 
 * turbulence: 2 frozen-flow von Kármán layers (``LAYERS``: 65 % of the Cn2 at 14.1 m/s along +x,
-  35 % at 28.1 m/s along +y), FFT screens on long strips (McGlamery 1976) with the PSD averaged
-  over each FFT cell near the strip's axis and 3 levels of subharmonics (Lane et al. 1992) for the
-  frequencies the short side misses; each layer moves by a whole number of pixels per frame
-  (1 and 2 px at 500 Hz), so frozen flow needs no interpolation;
+  35 % at 28.1 m/s along -x), the real and imaginary parts of one FFT screen on a long strip
+  (McGlamery 1976; 512 px = 8 D across) with the PSD averaged over each FFT cell near the strip's
+  axis and 3 levels of subharmonics (Lane et al. 1992) for the frequencies the short side misses;
+  each layer moves by a whole number of pixels per frame (1 and 2 px at 500 Hz), so frozen flow
+  needs no interpolation. Checked (slow test): Zernike variances of radial orders 2-4 within a few
+  per cent of von Kármán;
 * sensor: a geometric 4x4 Shack-Hartmann on D = 1.8 m with a 7.7 % central obstruction, 16 px
   across a subaperture; the 12 subapertures with >= 50 % of their pixels in the pupil are valid; a
   slope is the phase gradient averaged over the illuminated area of the subaperture (finite
   differences of adjacent illuminated pixels, the pairs across the subaperture's edge counted half),
   as a tilt angle in arcsec at the WFS, interleaved ``x1, y1, x2, y2 ...``
-  (SPARTA's order), subapertures in column-major order; white Gaussian slope noise;
+  (SPARTA's order), subapertures in column-major order; white Gaussian slope noise. Like any
+  pixel-based simulator (OOPAO's geometric SH) its pupil edge sits at pixel centres, so the
+  partly lit edge subapertures see the steep edge gradients of high modes 10-20 % differently from
+  dancekit's analytic model (converging to it at 64 px per subaperture): its aliasing is its own;
 * reconstruction: least squares ``pinv(G_F) s`` of Noll 2-15, the pseudo-open-loop modes in rad
   of phase at 500 nm, and the interaction matrix ``G`` for Noll 2-45 from the same slope operator
   applied to the sampled Zernike modes (a calibration by poking each mode).
