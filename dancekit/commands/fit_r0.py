@@ -339,8 +339,9 @@ def fit_r0(
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     children = iter(np.random.SeedSequence(seed).spawn(len(inputs)))
-    settings = FitSettings(cfg, delay, iterations, mc, framerate, airmass, frames, remaining_error, matrix, fit_l0,
-                           mc_spread.value, noise.value)
+    settings = FitSettings(cfg, delay=delay, iterations=iterations, mc_draws=mc, frame_rate=framerate, airmass=airmass,
+                           frames=frames, remaining_error=remaining_error, interaction_matrix=matrix,
+                           fit_outer_scale=fit_l0, mc_spread=mc_spread.value, noise=noise.value)
     rows: list[dict] = []
     failed: list[str] = []
 
