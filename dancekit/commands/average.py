@@ -9,7 +9,8 @@ import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, for_each_input, log, progress
+from dancekit.commands.execution import map_inputs
+from dancekit.commands.runtime import cli_command, log, progress
 from dancekit.io.fits_in import FitsReader
 from dancekit.io.fits_out import check_output, output_for, write_hdus
 from dancekit.io.provenance import Provenance, carry_header
@@ -26,6 +27,7 @@ def average(
     ext: Annotated[Optional[str], typer.Option("--ext", help="Image extension holding the cube (name or index).")] = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Average the frames of a video cube into one image.
 
@@ -35,9 +37,8 @@ def average(
     Example: dancekit average video.fits --frames 0:160 -o average.fits
     """
     opt.check_json_with_output(as_json, output)
-    summaries = []
 
-    def one(path: str) -> None:
+    def one(path: str) -> dict:
         target = output_for(path, output, len(inputs))
         check_output(target, overwrite)
         with FitsReader(path) as reader:
@@ -62,9 +63,10 @@ def average(
         Provenance.from_argv().apply(out.header)
         write_hdus(fits.HDUList([out]), target, overwrite)
         log.info("%s: averaged %d frames -> %s", path, stack.frames, target)
-        summaries.append({"input": path, "output": target, "frames": stack.frames, "empty_frames": stack.empty_frames})
+        return {"input": path, "output": target, "frames": stack.frames, "empty_frames": stack.empty_frames}
 
-    code = for_each_input(inputs, one)
+    ran = map_inputs(inputs, one, scheduler, output=output)
+    summaries, code = ran.results, ran.code
     if as_json:
         opt.print_json({"command": "average", "results": summaries, "failed": len(inputs) - len(summaries)})
     return code

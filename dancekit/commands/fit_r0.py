@@ -16,7 +16,8 @@ import numpy as np
 import typer
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, for_each_input, log
+from dancekit.commands.execution import map_inputs
+from dancekit.commands.runtime import cli_command, log
 from dancekit.errors import InputError, ParameterError
 
 DELAY_HELP = (
@@ -227,6 +228,7 @@ def fit_r0(
     remaining_error: Annotated[bool, typer.Option("--remaining-error/--no-remaining-error", help="Subtract the aliasing/cross-talk remaining error (the paper's correction).")] = True,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Fit the Fried parameter r0, the seeing and L0 from AO telemetry, one row per file.
 
@@ -258,23 +260,18 @@ def fit_r0(
     cfg = load_config(config, AOConfig, overrides)
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    children = iter(np.random.SeedSequence(seed).spawn(len(inputs)))
+    children = np.random.SeedSequence(seed).spawn(len(inputs))
     settings = FitSettings(cfg, delay, iterations, mc, framerate, airmass, frames, remaining_error)
-    rows: list[dict] = []
-    failed: list[str] = []
 
-    def one(path: str) -> None:
-        child = next(children)
-        try:
-            row = fit_file(path, settings, np.random.default_rng(child))
-        except Exception:
-            failed.append(path)
-            raise
-        rows.append(row)
+    def one(item: tuple) -> dict:
+        path, child = item
+        row = fit_file(path, settings, np.random.default_rng(child))
         log.info("%s: r0 = %.4f +- %.4f m, seeing %.3f\" (%d frames, %s)", row["file"], row["r0"], row["r0_err"],
                  row["seeing"], row["n_frames"], row["flags"] or "no flags")
+        return row
 
-    code = for_each_input(inputs, one)
+    ran = map_inputs(list(zip(inputs, children)), one, scheduler, names=inputs)
+    rows, failed, code = ran.results, ran.failed, ran.code
     fitted = fit_noll(cfg)
     if output is not None and rows:
         cards = {"L0FIX": (cfg.reference.L0 if not cfg.fit.fit_L0 else -1.0, "[m] fixed L0 of the fit (-1: L0 fitted)"),

@@ -2,15 +2,18 @@
 
 # No "from __future__ import annotations" in command modules: typer reads the live Annotated types.
 
+import functools
 import math
+from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
+from dancekit.commands.execution import map_inputs, numbered_products, product_index
 from dancekit.commands.runtime import cli_command, log, progress
 from dancekit.errors import InputError, ParameterError
 from dancekit.io.config import config_hash, load_config
@@ -67,13 +70,72 @@ def simulate_video(
     device: opt.Device = opt.DeviceChoice.auto,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    count: opt.Count = None,
+    scheduler: opt.Scheduler = None,
 ):
     """Simulate a turbulent short-exposure video of a star field, with its truth.
 
-    Multi-layer von Kármán screens move with the wind over the pupil; light is propagated layer by layer (split-step Fresnel) or the phases summed (geometric); every star has its own PSF (anisoplanatism); each frame integrates the turbulence over its exposure; then sky, Poisson and read noise. The output has the cube (T, H, W), a TRUTH image with the same optics and pixels but no atmosphere and no noise, and a CATALOG of the stars.
+    Multi-layer von Kármán screens move with the wind over the pupil; light is propagated layer by layer (split-step Fresnel) or the phases summed (geometric); every star has its own PSF (anisoplanatism); each frame integrates the turbulence over its exposure; then sky, Poisson and read noise. The output has the cube (T, H, W), a TRUTH image with the same optics and pixels but no atmosphere and no noise, and a CATALOG of the stars. With --count N, -o is a folder of N videos (video_0000.fits ...), each drawn (seeing, stars, screens, noise) from its own seed spawned from --seed; DKINDEX in each header says which.
 
     Example: dancekit simulate-video --frames 64 --size 256 --seeing 1.2 --stars 300 --seed 1 -o video.fits
     """
+    if count is None:
+        opt.check_json_with_output(as_json, output)
+        check_output(output, overwrite)
+    cfg = load_config(config, VideoConfig, overrides)
+    shape = parse_size(size)
+    if frames < 1:
+        raise ParameterError(f"need at least 1 frame, got {frames}", source="--frames")
+    if seeing is not None and seeing <= 0:
+        raise ParameterError(f"seeing must be > 0 arcsec, got {seeing}", source="--seeing")
+    if stars is not None and stars < 1:
+        raise ParameterError(f"need at least 1 star, got {stars}", source="--stars")
+    if catalog is not None and cluster is not None:
+        raise ParameterError("--catalog and --cluster exclude each other", source="--catalog")
+    _wcs(shape, ra, dec, cfg.camera.pixel_scale)
+    seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
+    plan = VideoPlan(cfg, shape, frames, seeing, r0, stars, cluster, _read_catalogue(catalog) if catalog else None,
+                     catalog_offset, ra, dec, mag_min, mag_max, propagation, device, seed, overwrite)
+    if count is None:
+        targets, sequences = [output], [np.random.SeedSequence(seed)]
+    else:
+        targets = numbered_products(output, "video", count, overwrite)
+        sequences = np.random.SeedSequence(seed).spawn(count)
+    jobs = [(target, sequence, None if count is None else i) for i, (target, sequence) in enumerate(zip(targets, sequences))]
+    ran = map_inputs(jobs, functools.partial(make_video, plan), scheduler, names=targets, output=output)
+    if as_json and count is not None:
+        opt.print_json({"command": "simulate-video", "output": output, "count": count, "seed": seed,
+                        "results": ran.results, "failed": ran.failed})
+    elif as_json and ran.results:
+        opt.print_json(ran.results[0])
+    return ran.code
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """The options of one simulate-video call, shared by every video it makes."""
+
+    cfg: Any  # VideoConfig
+    shape: tuple  # (H, W) pixels
+    frames: int
+    seeing: Optional[float]  # arcsec at 500 nm; None: drawn from the config
+    r0: Optional[float]  # m at 500 nm
+    stars: Optional[int]
+    cluster: Optional[ClusterProfile]
+    catalogue: Optional[dict]  # columns of --catalog
+    catalog_offset: float
+    ra: float  # deg
+    dec: float  # deg
+    mag_min: float
+    mag_max: float
+    propagation: Optional[Propagation]
+    device: Any  # opt.DeviceChoice, resolved where the video is made
+    seed: int  # --seed (DKSEED)
+    overwrite: bool
+
+
+def make_video(plan: VideoPlan, job: tuple) -> dict:
+    """Simulate one video, job = (target, its SeedSequence, index in --count or None); its JSON summary."""
     import torch
 
     from dancekit.device import resolve_device
@@ -82,30 +144,24 @@ def simulate_video(
     from dancekit.sky import noise
     from dancekit.sky.video import VideoOptics, r0_modulation, simulate_frames, simulate_truth
 
-    opt.check_json_with_output(as_json, output)
-    check_output(output, overwrite)
-    cfg = load_config(config, VideoConfig, overrides)
-    shape = parse_size(size)
-    if frames < 1:
-        raise ParameterError(f"need at least 1 frame, got {frames}", source="--frames")
-    if seeing is not None and seeing <= 0:
-        raise ParameterError(f"seeing must be > 0 arcsec, got {seeing}", source="--seeing")
-    seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
-    field_seq, atmosphere_seq, screen_seq, noise_seq, motion_seq = np.random.SeedSequence(seed).spawn(5)
-    torch_device = resolve_device(device)
+    target, sequence, index = job
+    cfg, shape, frames = plan.cfg, plan.shape, plan.frames
+    field_seq, atmosphere_seq, screen_seq, noise_seq, motion_seq = sequence.spawn(5)
+    torch_device = resolve_device(plan.device)
 
     optics = VideoOptics(
         cfg.telescope.aperture, cfg.telescope.obstruction, cfg.optics.wavelength,
         atm.ARCSEC * cfg.camera.pixel_scale, cfg.camera.exposure, 1 / cfg.camera.frame_rate, cfg.atmosphere.substeps,
-        (propagation.value if propagation else cfg.optics.propagation), cfg.optics.oversampling,
+        (plan.propagation.value if plan.propagation else cfg.optics.propagation), cfg.optics.oversampling,
         cfg.optics.bandwidth, cfg.optics.n_wavelengths,
     )
     profile = [atm.LayerSpec(layer.altitude, layer.cn2_fraction, layer.wind_speed, layer.wind_speed_sigma,
                              layer.wind_direction, layer.L0) for layer in cfg.atmosphere.layers]
     atmosphere = atm.draw_atmosphere(profile, np.random.default_rng(atmosphere_seq), cfg.atmosphere.seeing,
-                                     cfg.atmosphere.seeing_sigma, seeing=seeing, r0=r0)
-    wcs = _wcs(shape, ra, dec, cfg.camera.pixel_scale)
-    field = _star_field(shape, np.random.default_rng(field_seq), stars, cluster, catalog, catalog_offset, wcs, mag_min, mag_max)
+                                     cfg.atmosphere.seeing_sigma, seeing=plan.seeing, r0=plan.r0)
+    wcs = _wcs(shape, plan.ra, plan.dec, cfg.camera.pixel_scale)
+    field = _star_field(shape, np.random.default_rng(field_seq), plan.stars, plan.cluster, plan.catalogue,
+                        plan.catalog_offset, wcs, plan.mag_min, plan.mag_max)
     _check_memory(shape, frames, optics, atmosphere)
 
     per_frame = noise.mag_to_rate(field.mag, cfg.sky.zero_point) * cfg.camera.exposure  # electrons per frame
@@ -133,16 +189,15 @@ def simulate_video(
         truth = truth / cfg.camera.gain
 
     header = _header(cfg, optics, atmosphere, grid, shape, frames, sky, len(field), wcs)
-    Provenance.from_argv(config_hash=config_hash(cfg), seed=seed).apply(header)
+    Provenance.from_argv(config_hash=config_hash(cfg), seed=plan.seed, **product_index(index)).apply(header)
     table = {"x": field.x, "y": field.y, "flux": per_frame / (cfg.camera.gain if to_adu or bits else 1), "mag": field.mag}
     sky_ra, sky_dec = wcs.all_pix2world(field.x, field.y, 0)
     table.update(ra=sky_ra, dec=sky_dec)
-    write_video(output, noisy, header, truth, table, overwrite)
-    log.info("wrote %s", output)
-    if as_json:
-        opt.print_json({"command": "simulate-video", "output": output, "frames": frames, "shape": list(shape),
-                        "stars": len(field), "seed": seed, "r0_500": atmosphere.r0,
-                        "seeing_500": atmosphere.seeing_at(500e-9), "pupil_grid": grid.n})
+    write_video(target, noisy, header, truth, table, plan.overwrite)
+    log.info("wrote %s", target)
+    return {"command": "simulate-video", "output": target, "frames": frames, "shape": list(shape),
+            "stars": len(field), "seed": plan.seed, **({} if index is None else {"index": index}),
+            "r0_500": atmosphere.r0, "seeing_500": atmosphere.seeing_at(500e-9), "pupil_grid": grid.n}
 
 
 def _wcs(shape, ra, dec, pixel_scale):
@@ -153,15 +208,11 @@ def _wcs(shape, ra, dec, pixel_scale):
     return tan_wcs(shape, ra, dec, pixel_scale)
 
 
-def _star_field(shape, rng, stars, cluster, catalog, catalog_offset, wcs, mag_min, mag_max):
+def _star_field(shape, rng, stars, cluster, catalogue, catalog_offset, wcs, mag_min, mag_max):
     from dancekit.sky import star_fields
 
-    if stars is not None and stars < 1:
-        raise ParameterError(f"need at least 1 star, got {stars}", source="--stars")
-    if catalog is not None:
-        if cluster is not None:
-            raise ParameterError("--catalog and --cluster exclude each other", source="--catalog")
-        return star_fields.catalogue_field(_read_catalogue(catalog), shape, wcs, rng, catalog_offset)
+    if catalogue is not None:
+        return star_fields.catalogue_field(catalogue, shape, wcs, rng, catalog_offset)
     if cluster is not None:
         return star_fields.cluster_field(shape, stars or 12000, rng, profile=cluster.value, mag_max=mag_max, mag_min=mag_min)
     return star_fields.homogeneous_field(shape, rng, n_stars=stars, mag_max=mag_max, mag_min=mag_min)
