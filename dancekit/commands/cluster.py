@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -144,7 +146,8 @@ def _connected(spec, context: TaskContext):
             try:
                 with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES}):
                     cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL)
+                                           host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL,
+                                           preload=[__name__])  # dask_setup below
                 client = Client(cluster, timeout=TIMEOUT)
             except Exception as exc:
                 raise ParameterError(f"could not start a local Dask cluster of {spec.workers} workers "
@@ -176,8 +179,12 @@ def _check_workers(client, spec, context: TaskContext) -> None:
     try:
         facts = client.run(worker_facts, context.directory)
     except Exception as exc:
-        raise ParameterError(f"the Dask workers cannot run dancekit ({type(exc).__name__}: {exc}); install dancekit "
-                             f"{__version__} where they run", source=spec.text) from None
+        detail = f"{type(exc).__name__}: {exc}"
+        wrapped = re.fullmatch(r"(\w+)\((['\"])(.*)\2\)", str(exc)) if type(exc) is Exception else None
+        if wrapped:  # client.run raises Exception("ModuleNotFoundError('...')") for what a worker raised
+            detail = f"{wrapped.group(1)}: {wrapped.group(3)}"
+        raise ParameterError(f"the Dask workers cannot run dancekit ({detail}); install dancekit {__version__} "
+                             "where they run", source=spec.text) from None
     for address, (version, host, sees_folder) in sorted(facts.items()):
         if version != __version__:
             raise ParameterError(f"the worker {address} on {host} runs dancekit {version}, this is {__version__}; "
@@ -185,6 +192,13 @@ def _check_workers(client, spec, context: TaskContext) -> None:
         if not sees_folder:
             raise ParameterError(f"the worker {address} on {host} does not see the folder {context.directory}; "
                                  "the workers need the filesystem of the command", source=spec.text)
+
+
+def dask_setup(worker) -> None:
+    """Preloaded into the workers of a local cluster: a terminal's Ctrl-C reaches the whole process
+    group, and it is the command's to handle (it closes the cluster); a worker would print a traceback."""
+    with contextlib.suppress(ValueError):  # not the main thread: leave it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def worker_facts(directory: str) -> tuple[str, str, bool]:
@@ -218,14 +232,22 @@ class RunJournal:
     token: str
 
     def record(self, path: str) -> None:
-        from distributed import get_client
-
-        get_client().set_metadata(["dancekit", self.token, os.path.abspath(path)], True)
+        self._call("set_metadata", keys=self._keys(path), value=True)
 
     def recorded(self, path: str) -> bool:
-        from distributed import get_client
+        return bool(self._call("get_metadata", keys=self._keys(path), default=False))
 
-        return bool(get_client().get_metadata(["dancekit", self.token, os.path.abspath(path)], default=False))
+    def _keys(self, path: str) -> list[str]:
+        return ["dancekit", self.token, os.path.abspath(path)]
+
+    @staticmethod
+    def _call(operation: str, **arguments):
+        """One call to the scheduler through this worker's connection (no extra client)."""
+        from distributed import get_worker
+        from distributed.utils import sync
+
+        worker = get_worker()
+        return sync(worker.loop, getattr(worker.scheduler, operation), **arguments)
 
 
 class _TaskLogHandler(logging.Handler):

@@ -77,7 +77,7 @@ def map_inputs(items: Sequence, process: Callable[[Any], Any], scheduler: Option
     items = list(items)
     names = [str(n) for n in (items if names is None else names)]
     spec = parse_scheduler(scheduler)
-    if spec is None:
+    if spec is None or not items:
         results, failed = process_in_turn(items, process, names, show=True)
         return Mapped(results, failed, report_failures(len(failed), len(items)))
     if "-" in names:

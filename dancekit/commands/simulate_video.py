@@ -15,7 +15,7 @@ from astropy.io import fits
 from dancekit.commands import options as opt
 from dancekit.commands.execution import map_inputs, numbered_products, product_index
 from dancekit.commands.runtime import cli_command, log, progress
-from dancekit.errors import InputError, ParameterError
+from dancekit.errors import DancekitError, InputError, ParameterError
 from dancekit.io.config import config_hash, load_config
 from dancekit.io.config_schema import VideoConfig
 from dancekit.io.fits_out import check_output
@@ -57,7 +57,7 @@ def simulate_video(
     size: Annotated[str, typer.Option("--size", help="Frame size in pixels: N or HxW.")] = "256",
     seeing: Annotated[Optional[float], typer.Option("--seeing", help="Seeing FWHM at 500 nm at zenith [arcsec]; drawn from the config when absent.")] = None,
     r0: Annotated[Optional[float], typer.Option("--r0", help="Fried parameter at 500 nm [m], instead of --seeing.")] = None,
-    stars: Annotated[Optional[int], typer.Option("--stars", help="Number of stars (random field: drawn in 3-2000 when absent).")] = None,
+    stars: Annotated[Optional[str], typer.Option("--stars", help="Number of stars N, or MIN:MAX to draw it per video (random field default: 3:2000; cluster: 12000).")] = None,
     cluster: Annotated[Optional[ClusterProfile], typer.Option("--cluster", help="Draw a globular cluster with this profile (M92-like radii).")] = None,
     catalog: Annotated[Optional[str], typer.Option("--catalog", help="FITS table of stars: x/y (0-based px) or ra/dec (deg), and mag.")] = None,
     catalog_offset: Annotated[float, typer.Option("--catalog-offset", help="Random shift of the catalogue, up to this fraction of the field (<= 0.5).")] = 0.0,
@@ -88,14 +88,18 @@ def simulate_video(
         raise ParameterError(f"need at least 1 frame, got {frames}", source="--frames")
     if seeing is not None and seeing <= 0:
         raise ParameterError(f"seeing must be > 0 arcsec, got {seeing}", source="--seeing")
-    if stars is not None and stars < 1:
-        raise ParameterError(f"need at least 1 star, got {stars}", source="--stars")
     if catalog is not None and cluster is not None:
         raise ParameterError("--catalog and --cluster exclude each other", source="--catalog")
-    _wcs(shape, ra, dec, cfg.camera.pixel_scale)
+    wcs = _wcs(shape, ra, dec, cfg.camera.pixel_scale)
+    catalogue = _read_catalogue(catalog) if catalog else None
+    if catalogue is not None:  # refused once here rather than once per video
+        try:
+            _star_field(shape, np.random.default_rng(0), None, None, catalogue, catalog_offset, wcs, mag_min, mag_max)
+        except DancekitError as exc:
+            raise exc.with_source(catalog)
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
-    plan = VideoPlan(cfg, shape, frames, seeing, r0, stars, cluster, _read_catalogue(catalog) if catalog else None,
-                     catalog_offset, ra, dec, mag_min, mag_max, propagation, device, seed, overwrite)
+    plan = VideoPlan(cfg, shape, frames, seeing, r0, parse_stars(stars), cluster, catalogue, catalog_offset, ra, dec,
+                     mag_min, mag_max, propagation, device, seed, overwrite)
     if count is None:
         targets, sequences = [output], [np.random.SeedSequence(seed)]
     else:
@@ -120,7 +124,7 @@ class VideoPlan:
     frames: int
     seeing: Optional[float]  # arcsec at 500 nm; None: drawn from the config
     r0: Optional[float]  # m at 500 nm
-    stars: Optional[int]
+    stars: Optional[tuple[int, int]]  # (MIN, MAX) drawn per video; None: the default of the field kind
     cluster: Optional[ClusterProfile]
     catalogue: Optional[dict]  # columns of --catalog
     catalog_offset: float
@@ -208,14 +212,31 @@ def _wcs(shape, ra, dec, pixel_scale):
     return tan_wcs(shape, ra, dec, pixel_scale)
 
 
+def parse_stars(text: Optional[str]) -> Optional[tuple[int, int]]:
+    """``N`` -> (N, N); ``MIN:MAX`` -> (MIN, MAX), drawn uniformly per video; None stays None."""
+    if text is None:
+        return None
+    try:
+        low, _, high = text.partition(":")
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise ParameterError(f"'{text}' is not N or MIN:MAX", source="--stars") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise ParameterError(f"need at least 1 star (and MIN <= MAX), got {text}", source="--stars")
+    return bounds
+
+
 def _star_field(shape, rng, stars, cluster, catalogue, catalog_offset, wcs, mag_min, mag_max):
     from dancekit.sky import star_fields
 
     if catalogue is not None:
         return star_fields.catalogue_field(catalogue, shape, wcs, rng, catalog_offset)
     if cluster is not None:
-        return star_fields.cluster_field(shape, stars or 12000, rng, profile=cluster.value, mag_max=mag_max, mag_min=mag_min)
-    return star_fields.homogeneous_field(shape, rng, n_stars=stars, mag_max=mag_max, mag_min=mag_min)
+        n = 12000 if stars is None else stars[0] if stars[0] == stars[1] else int(rng.integers(stars[0], stars[1] + 1))
+        return star_fields.cluster_field(shape, n, rng, profile=cluster.value, mag_max=mag_max, mag_min=mag_min)
+    if stars is None or stars[0] != stars[1]:
+        return star_fields.homogeneous_field(shape, rng, n_range=stars or (3, 2000), mag_max=mag_max, mag_min=mag_min)
+    return star_fields.homogeneous_field(shape, rng, n_stars=stars[0], mag_max=mag_max, mag_min=mag_min)
 
 
 def _read_catalogue(path: str) -> dict:

@@ -21,7 +21,7 @@ from tests.conftest import ROOT, run_cli
 DASK = str(Path(sys.executable).with_name("dask"))
 ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
 # seeing fixed: every video has the same small pupil grid, so each takes well under a second
-VIDEOS = ["simulate-video", "--count", "6", "--frames", "2", "--size", "16", "--stars", "3", "--seeing", "1",
+VIDEOS = ["simulate-video", "--count", "6", "--frames", "2", "--size", "16", "--stars", "1:9", "--seeing", "1",
           "--propagation", "geometric", "--seed", "11", "-o", "videos"]
 TELEMETRY = ["simulate-telemetry", "--count", "6", "--duration", "0.2", "--framerate", "500", "--model", "exact",
              "--seed", "3", "-o", "telemetry"]
@@ -148,6 +148,7 @@ def test_a_set_made_by_dask_workers_is_identical_to_the_one_made_in_process(clus
     assert [p.name for p in names] == [f"video_{i:04d}.fits" for i in range(6)]
     headers = [fits.getheader(p) for p in names]
     assert [h["DKINDEX"] for h in headers] == list(range(6)) and {h["DKSEED"] for h in headers} == {11}
+    assert len({h["NSTARS"] for h in headers}) > 1 and all(1 <= h["NSTARS"] <= 9 for h in headers)  # --stars 1:9
     assert "--scheduler" not in "".join(headers[0]["HISTORY"]) and "--count 6" in "".join(headers[0]["HISTORY"])
     cubes = [fits.getdata(p) for p in names]
     assert all(not np.array_equal(cubes[0], cube) for cube in cubes[1:])  # each product its own seed
@@ -188,6 +189,25 @@ def test_a_worker_killed_mid_run_loses_nothing_and_leaves_no_temporary_file(clus
     assert run.returncode == 0, stderr.decode()
     assert same_files(in_process / "videos", tmp_path / "videos") == []
     assert [p.name for p in (tmp_path / "videos").iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_rerun_task_may_replace_the_output_its_killed_attempt_wrote_but_no_other(cluster, tmp_path):
+    """A worker killed between a rename and its report: the scheduler runs the task again, which then
+    finds its own output. The run's journal (on the scheduler) lets it replace that one, only that one."""
+    from dancekit.commands.cluster import TaskContext, run_task
+    from dancekit.io.fits_out import write_hdus
+
+    def write_twice(path):  # the killed attempt's write, then the re-run's
+        for _ in range(2):
+            write_hdus(fits.HDUList([fits.PrimaryHDU(np.arange(3.0))]), path)
+        return "written"
+
+    target = str(tmp_path / "product.fits")
+    first = cluster.client.submit(run_task, write_twice, target, TaskContext((), str(tmp_path), "dkrun1", 20)).result()
+    assert first.error is None and first.value == "written"
+    other = cluster.client.submit(run_task, write_twice, target, TaskContext((), str(tmp_path), "dkrun2", 20)).result()
+    assert other.error == ("output exists; pass --overwrite to replace it", target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["product.fits"]
 
 
 def test_ctrl_c_cancels_what_is_outstanding_and_leaves_nothing_partial(cluster, tmp_path):
