@@ -91,6 +91,30 @@ def map_inputs(items: Sequence, process: Callable[[Any], Any], scheduler: Option
     return Mapped(results, failed, report_failures(len(failed), len(items)))
 
 
+def make_products(make: Callable[[tuple], dict], output: str, stem: str, count: Optional[int], seed: int,
+                  overwrite: bool, scheduler: Optional[str], as_json: bool) -> int:
+    """A simulator's products: ``make((target, SeedSequence, index))`` once for -o with
+    ``SeedSequence(seed)`` and index None, or, with --count N, for FOLDER/STEM_0000.fits ... with
+    ``SeedSequence(seed).spawn(N)[i]``; prints the --json summary; returns the exit code."""
+    import numpy as np
+
+    from dancekit.commands.options import print_json
+    from dancekit.commands.runtime import command_name
+
+    if count is None:
+        jobs = [(output, np.random.SeedSequence(seed), None)]
+    else:
+        targets = numbered_products(output, stem, count, overwrite)
+        jobs = [(target, sequence, i) for i, (target, sequence) in enumerate(zip(targets, np.random.SeedSequence(seed).spawn(count)))]
+    ran = map_inputs(jobs, make, scheduler, names=[job[0] for job in jobs], output=output)
+    if as_json and count is not None:
+        print_json({"command": command_name(), "output": output, "count": count, "seed": seed,
+                    "results": ran.results, "failed": ran.failed})
+    elif as_json and ran.results:
+        print_json(ran.results[0])
+    return ran.code
+
+
 def numbered_products(output: str, stem: str, count: int, overwrite: bool) -> list[str]:
     """The --count outputs FOLDER/STEM_0000.fits ...: the folder is made (its parent must exist)
     and every target is checked before any work, so a set is never refused half-way."""

@@ -23,7 +23,7 @@ import numpy as np
 import typer
 
 from dancekit.commands import options as opt
-from dancekit.commands.execution import map_inputs, numbered_products, product_index
+from dancekit.commands.execution import make_products, product_index
 from dancekit.commands.runtime import cli_command, log
 from dancekit.errors import ParameterError
 
@@ -162,7 +162,7 @@ def simulate_telemetry(
     unit = cfg.loop.modal_unit
 
     def one(job: tuple) -> dict:
-        """One series: job = (target, its SeedSequence, index in --count or None)."""
+        """One series: job = (target, its SeedSequence, index in --count or None: then --seed as before)."""
         target, sequence, index = job
         sim = draw(seed if index is None else np.random.default_rng(sequence))
         provenance = Provenance.from_argv(config_hash=config_hash(cfg), seed=seed, **product_index(index))
@@ -194,18 +194,7 @@ def simulate_telemetry(
             "noise_variance": [float(v) for v in sim.noise_variance],
         }
 
-    if count is None:
-        jobs = [(output, None, None)]
-    else:
-        targets = numbered_products(output, "telemetry", count, overwrite)
-        jobs = [(target, sequence, i) for i, (target, sequence) in enumerate(zip(targets, np.random.SeedSequence(seed).spawn(count)))]
-    ran = map_inputs(jobs, one, scheduler, names=[job[0] for job in jobs], output=output)
-    if as_json and count is not None:
-        opt.print_json({"command": "simulate-telemetry", "output": output, "count": count, "seed": seed,
-                        "results": ran.results, "failed": ran.failed})
-    elif as_json and ran.results:
-        opt.print_json(ran.results[0])
-    return ran.code
+    return make_products(one, output, "telemetry", count, seed, overwrite, scheduler, as_json)
 
 
 def _turbulent_layers(simulation, layer_type) -> tuple:

@@ -13,7 +13,7 @@ import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
-from dancekit.commands.execution import map_inputs, numbered_products, product_index
+from dancekit.commands.execution import make_products, product_index
 from dancekit.commands.runtime import cli_command, log, progress
 from dancekit.errors import DancekitError, InputError, ParameterError
 from dancekit.io.config import config_hash, load_config
@@ -100,19 +100,7 @@ def simulate_video(
     seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
     plan = VideoPlan(cfg, shape, frames, seeing, r0, parse_stars(stars), cluster, catalogue, catalog_offset, ra, dec,
                      mag_min, mag_max, propagation, device, seed, overwrite)
-    if count is None:
-        targets, sequences = [output], [np.random.SeedSequence(seed)]
-    else:
-        targets = numbered_products(output, "video", count, overwrite)
-        sequences = np.random.SeedSequence(seed).spawn(count)
-    jobs = [(target, sequence, None if count is None else i) for i, (target, sequence) in enumerate(zip(targets, sequences))]
-    ran = map_inputs(jobs, functools.partial(make_video, plan), scheduler, names=targets, output=output)
-    if as_json and count is not None:
-        opt.print_json({"command": "simulate-video", "output": output, "count": count, "seed": seed,
-                        "results": ran.results, "failed": ran.failed})
-    elif as_json and ran.results:
-        opt.print_json(ran.results[0])
-    return ran.code
+    return make_products(functools.partial(make_video, plan), output, "video", count, seed, overwrite, scheduler, as_json)
 
 
 @dataclass(frozen=True)
