@@ -174,6 +174,25 @@ def test_fit_r0_rows_come_back_in_input_order_with_the_bad_file_reported(cluster
     assert differences(tmp_path / "here" / "r0.fits", tmp_path / "dask" / "r0.fits") == []
 
 
+def test_evaluate_on_dask_gives_the_rows_of_the_in_process_run_in_input_order(cluster, tmp_path):
+    yy, xx = np.mgrid[:64, :64]
+    stars = np.random.default_rng(4).uniform(8, 56, (10, 2))
+
+    def field(sigma, noise, seed):  # Gaussian stars of width sigma px
+        image = sum(2e3 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2)) for x, y in stars)
+        return (image + np.random.default_rng(seed).normal(0, noise, image.shape)).astype(np.float32)
+
+    fits.PrimaryHDU(field(1.0, 0.0, 0)).writeto(tmp_path / "truth.fits")
+    for name, sigma in (("blurred", 2.0), ("sharp", 1.0)):
+        fits.PrimaryHDU(field(sigma, 1.0, 1)).writeto(tmp_path / f"{name}.fits")
+    runs = [run_cli("evaluate", "blurred.fits", "sharp.fits", "--truth", "truth.fits", "--json", *extra, cwd=tmp_path)
+            for extra in ([], ["--scheduler", cluster.address])]
+    assert [r.returncode for r in runs] == [0, 0], runs[1].stderr.decode()
+    here, there = (json.loads(r.stdout) for r in runs)
+    assert here == there and [r["image"] for r in here["results"]] == ["blurred.fits", "sharp.fits"]
+    assert here["results"][1]["mean_d50"] < here["results"][0]["mean_d50"]  # measured, not echoed
+
+
 def test_a_worker_killed_mid_run_loses_nothing_and_leaves_no_temporary_file(cluster, in_process, tmp_path):
     victim = cluster.start_worker("victim")
     cluster.client.wait_for_workers(3, timeout=120)
