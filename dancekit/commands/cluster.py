@@ -72,8 +72,9 @@ def run_on_cluster(items: list, process: Callable, names: list[str], spec: Any,
     try:
         with _connected(spec, context) as client:
             function = client.scatter(process, broadcast=True, hash=False)
-            futures = {client.submit(run_task, function, item, context, key=f"dancekit-{token}-{i}", pure=False): i
-                       for i, item in enumerate(items)}
+            submitted = client.map(run_task, items, process=function, context=context, pure=False,
+                                   key=[f"dancekit-{token}-{i}" for i in range(len(items))])
+            futures = {future: i for i, future in enumerate(submitted)}
             try:
                 with progress(command_name(), len(items)) as advance:
                     _collect(client, futures, names, outcomes, failed, advance, spec)
@@ -90,44 +91,50 @@ def run_on_cluster(items: list, process: Callable, names: list[str], spec: Any,
 
 
 def _collect(client, futures: dict, names: list[str], outcomes: dict, failed: list, advance, spec) -> None:
-    """Take the tasks' outcomes as they finish (logs forwarded, errors reported) until none is left."""
-    from distributed import wait
+    """Take the tasks' outcomes as they finish (logs forwarded, errors reported) until none is left.
+    Results are fetched in the background as tasks finish (``as_completed``), not one round trip each."""
+    from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    pending, workerless_since = set(futures), None
-    while pending:
-        try:
-            done, pending = wait(pending, timeout=1.0, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            done = set()
-        for future in done:
+    finishing = as_completed(list(futures), with_results=True, raise_errors=False)
+    next_check, workerless_since = time.monotonic() + 1.0, None
+    while not finishing.is_empty():
+        batch = finishing.next_batch(block=False)
+        if not batch:
+            time.sleep(0.02)
+        for future, result in batch:
             i = futures[future]
             if future.status == "finished":
-                outcome = future.result()
-                for level, message in outcome.records:
+                for level, message in result.records:
                     log.log(level, "%s", message)
-                if outcome.error is None:
-                    outcomes[i] = outcome
+                if result.error is None:
+                    outcomes[i] = result
                 else:
-                    report_input_error(DancekitError(outcome.error[0], source=outcome.error[1]), names[i], outcome.traceback)
+                    report_input_error(DancekitError(result.error[0], source=result.error[1]), names[i], result.traceback)
                     failed.append(i)
-            elif future.status == "cancelled" or isinstance(future.exception(), KilledWorker):
+            elif future.status == "cancelled" or isinstance(result[1], KilledWorker):
                 report_error(f"{names[i]}: the workers that ran it died (out of memory? a node lost?) more often than "
                              "the scheduler retries; not done")
                 failed.append(i)
-            else:
-                future.result()  # a bug in the task: raise it here, with the worker's traceback
+            else:  # a bug in the task: raise it here, with the worker's traceback
+                raise result[1].with_traceback(result[2])
             advance(1)
-        if client.status != "running":
-            raise InputError(f"lost the connection to the Dask scheduler; {len(pending)} of {len(futures)} inputs not done",
-                             source=spec.text)
-        if pending and not client.scheduler_info(n_workers=1).get("workers"):
-            workerless_since = workerless_since or time.monotonic()
-            if time.monotonic() - workerless_since > WORKERLESS_TIMEOUTS * TIMEOUT:
-                raise InputError(f"the Dask scheduler has had no worker for {WORKERLESS_TIMEOUTS * TIMEOUT:g} s; "
-                                 f"{len(pending)} of {len(futures)} inputs not done", source=spec.text)
-        else:
-            workerless_since = None
+        if time.monotonic() > next_check and not finishing.is_empty():
+            next_check = time.monotonic() + 1.0
+            workerless_since = _check_cluster(client, spec, finishing.count(), len(futures), workerless_since)
+
+
+def _check_cluster(client, spec, left: int, total: int, workerless_since: Optional[float]) -> Optional[float]:
+    """Raise when the scheduler is gone, or has had no worker for too long; when it has had none since."""
+    if client.status != "running":
+        raise InputError(f"lost the connection to the Dask scheduler; {left} of {total} inputs not done", source=spec.text)
+    if client.scheduler_info(n_workers=1).get("workers"):
+        return None
+    workerless_since = workerless_since or time.monotonic()
+    if time.monotonic() - workerless_since > WORKERLESS_TIMEOUTS * TIMEOUT:
+        raise InputError(f"the Dask scheduler has had no worker for {WORKERLESS_TIMEOUTS * TIMEOUT:g} s; "
+                         f"{left} of {total} inputs not done", source=spec.text)
+    return workerless_since
 
 
 @contextlib.contextmanager
@@ -206,7 +213,7 @@ def worker_facts(directory: str) -> tuple[str, str, bool]:
     return __version__, socket.gethostname(), os.path.isdir(directory)
 
 
-def run_task(process: Callable, item: Any, context: TaskContext) -> Outcome:
+def run_task(item: Any, process: Callable, context: TaskContext) -> Outcome:
     """On a worker: ``process(item)`` as the command would run it in process (module docstring)."""
     collected: list[tuple[int, str]] = []
     _TASK_LOGS.start(collected, context.level)

@@ -222,9 +222,9 @@ def test_a_rerun_task_may_replace_the_output_its_killed_attempt_wrote_but_no_oth
         return "written"
 
     target = str(tmp_path / "product.fits")
-    first = cluster.client.submit(run_task, write_twice, target, TaskContext((), str(tmp_path), "dkrun1", 20)).result()
+    first = cluster.client.submit(run_task, target, write_twice, TaskContext((), str(tmp_path), "dkrun1", 20)).result()
     assert first.error is None and first.value == "written"
-    other = cluster.client.submit(run_task, write_twice, target, TaskContext((), str(tmp_path), "dkrun2", 20)).result()
+    other = cluster.client.submit(run_task, target, write_twice, TaskContext((), str(tmp_path), "dkrun2", 20)).result()
     assert other.error == ("output exists; pass --overwrite to replace it", target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["product.fits"]
 
