@@ -6,7 +6,8 @@ speed-up (issue 14 goal: >= 1.7x on 2 cores) and the cluster's start and stop, t
 per-task overhead of the Dask path for tiny tasks: ``average`` over 8 and 64 tiny cubes each way,
 overhead = the extra wall time per task on local:2 over in process, from the slope between the two
 counts (so start-up is left out; goal: <= 50 ms). The load average is printed beside each timing: on a
-shared machine the ratio means something only when it is low.
+shared machine the ratio means something only when it is low; the CPU seconds (workers included) say
+what the Dask path costs in work whatever the load.
 
 Run: python benchmarks/bench_scheduler.py [--videos 8] [--frames 24] [--size 64]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,10 +30,17 @@ ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPAT
 
 
 def dancekit(*args: str, cwd: str) -> float:
-    """Wall seconds of one command (it must succeed)."""
+    """Wall seconds of one command (it must succeed); its CPU seconds, workers included, go to CPU[args]."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "dancekit", *args, "-q"], cwd=cwd, env=ENV, check=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU[args] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall
+
+
+CPU: dict = {}
 
 
 def load() -> str:
@@ -59,9 +68,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         here = dancekit(*video, "-o", "here", cwd=tmp)
         print(f"simulate-video --count {options.videos} ({options.frames} frames of {options.size}^2) "
-              f"in process: {here:.1f} s ({load()})")
+              f"in process: {here:.1f} s, {CPU[(*video, '-o', 'here')]:.1f} CPU s ({load()})")
         dask = dancekit(*video, "-o", "dask", "--scheduler", "local:2", cwd=tmp)
-        print(f"same with --scheduler local:2: {dask:.1f} s ({load()})")
+        print(f"same with --scheduler local:2: {dask:.1f} s, {CPU[(*video, '-o', 'dask', '--scheduler', 'local:2')]:.1f} "
+              f"CPU s, workers included ({load()})")
         start = cluster_start_and_stop()
         print(f"  of which the local cluster's start and stop: {start:.1f} s")
         print(f"speed-up local:2 / in process: {here / dask:.2f}x (goal >= 1.7x); "

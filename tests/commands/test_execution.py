@@ -260,7 +260,8 @@ def test_a_local_cluster_of_two_workers_makes_the_same_set(in_process, tmp_path)
     assert same_files(in_process / "telemetry", tmp_path / "telemetry") == []
 
 
-@pytest.mark.parametrize("system", ["SLURM", pytest.param("PBS", marks=pytest.mark.slow)])
+@pytest.mark.slow  # ~15 s quiet (a scheduler, a batch worker, one run): kept out of the 10-minute suite
+@pytest.mark.parametrize("system", ["SLURM", "PBS"])
 def test_the_readme_dask_jobqueue_recipe_with_a_stand_in_batch_system(system, in_process, tmp_path, monkeypatch):
     """The README's dask-jobqueue recipe, with sbatch/scancel (qsub/qdel) that run the job script here."""
     jobqueue = pytest.importorskip("dask_jobqueue")
@@ -360,7 +361,8 @@ def test_bad_scheduler_exits_2_with_one_line_in_bounded_time(cluster, tmp_path, 
         result = run_cli("simulate-telemetry", "--count", "2", "-o", "out", "--scheduler", address, cwd=tmp_path)
         lines = result.stderr.decode().strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr.decode()
-        assert time.monotonic() - started < 60  # 2 s of waiting, plus the start-up of python on a busy machine
+        # 2 s of waiting (twice at most), plus the start of python and dask: ~5 s quiet, a minute on a loaded machine
+        assert time.monotonic() - started < 180
         assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
     refused(f"tcp://127.0.0.1:{port}", f"error: --scheduler: no Dask scheduler answered at tcp://127.0.0.1:{port} within 2 s")
