@@ -56,17 +56,22 @@ class DaskCluster:
         self.scheduler = subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                            "--scheduler-file", str(address_file)], env=ENV, cwd=folder,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while not address_file.exists() or not address_file.read_text().strip():
-            assert self.scheduler.poll() is None and time.monotonic() < deadline, "dask scheduler did not start"
+        self.client = None
+        try:
+            deadline = time.monotonic() + 120
+            while not address_file.exists() or not address_file.read_text().strip():
+                assert self.scheduler.poll() is None and time.monotonic() < deadline, "dask scheduler did not start"
+                time.sleep(0.1)
             time.sleep(0.1)
-        time.sleep(0.1)
-        self.address = json.loads(address_file.read_text())["address"]
-        self.client = Client(self.address, timeout=60)
-        for i in range(workers):
-            self.start_worker(f"w{i}")
-        if workers:
-            self.client.wait_for_workers(workers, timeout=120)
+            self.address = json.loads(address_file.read_text())["address"]
+            self.client = Client(self.address, timeout=60)
+            for i in range(workers):
+                self.start_worker(f"w{i}")
+            if workers:
+                self.client.wait_for_workers(workers, timeout=120)
+        except BaseException:
+            self.close()  # no orphan scheduler or worker
+            raise
 
     def start_worker(self, name: str, *extra: str, env: dict | None = None) -> subprocess.Popen:
         self.workers[name] = subprocess.Popen(
@@ -89,7 +94,8 @@ class DaskCluster:
             time.sleep(0.1)
 
     def close(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
         for process in [*self.workers.values(), self.scheduler]:
             process.kill()  # a graceful close takes seconds and there is nothing to save
             process.wait(timeout=30)
