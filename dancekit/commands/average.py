@@ -9,7 +9,8 @@ import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, for_each_input, log, progress
+from dancekit.commands.execution import map_inputs
+from dancekit.commands.runtime import cli_command, log, progress
 from dancekit.io.fits_out import check_output, output_for, write_hdus
 from dancekit.io.provenance import Provenance, carry_header
 from dancekit.io.video import VideoInput
@@ -26,6 +27,7 @@ def average(
     ext: Annotated[Optional[str], typer.Option("--ext", help="Image extension holding the cube (name or index).")] = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Average the frames of a video cube into one image.
 
@@ -40,9 +42,8 @@ def average(
     if len(sources) > 1:
         output_for(sources[0].name, output, len(sources))  # -o must be a folder: said once, not once per input
     by_name = {s.name: s for s in sources}
-    summaries = []
 
-    def one(name: str) -> None:
+    def one(name: str) -> dict:
         source = by_name[name]
         target = output_for(name, output, len(sources))
         check_output(target, overwrite)
@@ -68,10 +69,11 @@ def average(
         Provenance.from_argv().apply(out.header)
         write_hdus(fits.HDUList([out]), target, overwrite)
         log.info("%s: averaged %d frames -> %s", name, stack.frames, target)
-        summaries.append({"input": name, "output": target, "frames": stack.frames, "empty_frames": stack.empty_frames,
-                          "files": len(source.paths)})
+        return {"input": name, "output": target, "frames": stack.frames, "empty_frames": stack.empty_frames,
+                "files": len(source.paths)}
 
-    code = for_each_input([s.name for s in sources], one)
+    ran = map_inputs([s.name for s in sources], one, scheduler, output=output)
+    summaries, code = ran.results, ran.code
     if as_json:
         opt.print_json({"command": "average", "results": summaries, "failed": len(sources) - len(summaries)})
     return code
