@@ -48,6 +48,11 @@ def legend(ax: Any, **options: Any) -> None:
     ax.legend(fontsize=FONT_SIZE - 1, **options)
 
 
+def legend_below(ax: Any, ncols: int = 2) -> None:
+    """The legend of ``ax`` under its x label, outside the data."""
+    ax.legend(fontsize=FONT_SIZE - 1, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=ncols, frameon=False)
+
+
 def figure_legend(figure: Any, ax: Any, ncols: int = 3) -> None:
     """The legend of ``ax`` under all panels (when it would hide data inside one)."""
     figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=ncols, fontsize=FONT_SIZE - 1,

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dancekit.plots.canvas import caption, legend, new_figure, style_axes
+from dancekit.plots.canvas import FONT_SIZE, caption, legend, legend_below, new_figure, style_axes
 
 AGAINST_STYLE = {"actual": "-", "noise-free": "--"}
 
@@ -19,7 +19,7 @@ def rmse_by_temperature(panels: dict[str, tuple[Sequence[float], dict[tuple[str,
 
     Each panel is (temperatures, rows): rows map (method, 'actual' | 'noise-free') to a table
     row [overall, one RMSE per temperature] (the overall value goes into the label)."""
-    figure = new_figure(5.2 * len(panels), 4.8)
+    figure = new_figure(5.2 * len(panels), 6.0)
     axes = np.atleast_1d(figure.subplots(1, len(panels)))
     for k, (ax, (name, (temperatures, rows))) in enumerate(zip(axes, panels.items())):
         methods = list(dict.fromkeys(method for method, _ in rows))
@@ -32,7 +32,7 @@ def rmse_by_temperature(panels: dict[str, tuple[Sequence[float], dict[tuple[str,
         ax.set_yscale("log")
         ax.set_xticks(temperatures)
         style_axes(ax, f"rmse_panel_{k}", name, "CCD temperature [°C]", "RMSE of the predicted dark [ADU]")
-        legend(ax)
+        legend_below(ax)
     caption(figure, title, scale)
     return figure
 
@@ -67,7 +67,7 @@ def error_maps(maps: Sequence[tuple[str, np.ndarray]], title: str, scale: str, v
     axes = np.atleast_1d(figure.subplots(1, len(maps)))
     for ax, (label, image) in zip(axes, maps):
         shown = ax.imshow(image, origin="lower", cmap="inferno", vmin=0, vmax=vmax, interpolation="nearest")
-        figure.colorbar(shown, ax=ax, shrink=0.85).set_label("|predicted − actual| [ADU]")
+        figure.colorbar(shown, ax=ax, shrink=0.85).set_label("|predicted − actual| [ADU]", fontsize=FONT_SIZE)
         style_axes(ax, label, label, "x [px]", "y [px]")
     caption(figure, title, scale)
     return figure
