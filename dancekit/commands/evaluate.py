@@ -169,18 +169,22 @@ def _tables(results: list[dict], truth_name: str) -> Any:
 def _write_plot(path: str, overwrite: bool, results: list[dict], truth_image: Any, truth_header: Any, truth_name: str,
                 threshold: float, match_radius: float) -> None:
     """The images and the Fig. 5/7/8/11 panels, captioned with the scale the images were made at."""
+    import os
+
     from dancekit.io.figure_files import write_png
     from dancekit.plots.dancecam import evaluation_figure
 
     first = results[0]["summary"]
-    stacks = [{"name": r["summary"]["image"], "by_magnitude": r["by_magnitude"], "sweep": r["sweep"],
+    names = [os.path.basename(r["summary"]["image"]) for r in results]  # full specs only where names collide
+    names = names if len(set(names)) == len(names) else [r["summary"]["image"] for r in results]
+    stacks = [{"name": name, "by_magnitude": r["by_magnitude"], "sweep": r["sweep"],
                "threshold": threshold, "image": r["image"], "detections": r["evaluation"].detections,
                **{k: r["summary"][k] for k in ("precision", "recall", "best", "mean_d50", "mean_strehl", "mag_residual_std")}}
-              for r in results]
+              for name, r in zip(names, results)]
     height, width = truth_image.shape
     scale = first["pixel_scale_arcsec"]
     field = f'{width}x{height} px' + (f' at {scale:.3g}"/px' if scale else "")
-    made = "; ".join(f"{r['summary']['image']}: {_stack_scale(r['header'])}" for r in results)
+    made = "; ".join(f"{name}: {_stack_scale(r['header'])}" for name, r in zip(names, results))
     figure = evaluation_figure(
         truth_image, results[0]["evaluation"].true_positions, stacks,
         f"dancekit evaluate against {truth_name}",

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PathCollection
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 FONT_SIZE = 8  # pt: figures are read at about 1000 px wide
 
@@ -42,6 +43,22 @@ def style_axes(ax: Any, key: str, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_xlabel(xlabel, fontsize=FONT_SIZE)
     ax.set_ylabel(ylabel, fontsize=FONT_SIZE)
     ax.tick_params(labelsize=FONT_SIZE - 1)
+
+
+def plain_log_ticks(ax: Any, axes: str = "y") -> None:
+    """Tick labels of log axes as plain numbers (0.5, 1, 2, 5, 10, 20) instead of 5 × 10⁻¹, 10⁰."""
+    def major(value: float, _: Any) -> str:
+        return f"{value:g}"
+
+    def minor(value: float, _: Any) -> str:
+        mantissa = value / 10 ** math.floor(math.log10(value)) if value > 0 else 0
+        return f"{value:g}" if round(mantissa, 6) in (2, 5) else ""
+
+    for name in axes:
+        axis = ax.xaxis if name == "x" else ax.yaxis
+        axis.set_major_formatter(FuncFormatter(major))
+        axis.set_minor_formatter(FuncFormatter(minor))
+    ax.tick_params(which="both", labelsize=FONT_SIZE - 1)
 
 
 def legend(ax: Any, **options: Any) -> None:

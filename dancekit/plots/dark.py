@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dancekit.plots.canvas import FONT_SIZE, caption, legend, legend_below, new_figure, style_axes
+from dancekit.plots.canvas import FONT_SIZE, caption, legend, legend_below, new_figure, plain_log_ticks, style_axes
 
 AGAINST_STYLE = {"actual": "-", "noise-free": "--"}
 
@@ -30,6 +30,7 @@ def rmse_by_temperature(panels: dict[str, tuple[Sequence[float], dict[tuple[str,
                     ax.plot(temperatures, row[1:], style, marker="o", ms=4, color=f"C{i}", lw=1,
                             label=f"{method} vs {against} (overall {row[0]:.2f})")
         ax.set_yscale("log")
+        plain_log_ticks(ax)
         ax.set_xticks(temperatures)
         style_axes(ax, f"rmse_panel_{k}", name, "CCD temperature [°C]", "RMSE of the predicted dark [ADU]")
         legend_below(ax)
@@ -41,7 +42,7 @@ def loss_ablation(labels: Sequence[str], rmse: dict[str, Sequence[float]], basel
                   paper: Sequence[float | None], title: str, scale: str) -> Any:
     """Bars of RMSE [ADU] against the actual darks per loss configuration (``labels``), one bar set
     per conditioning in ``rmse``; baselines as horizontal lines; the paper's RMSE as black marks."""
-    figure = new_figure(9.0, 4.8)
+    figure = new_figure(9.0, 5.4)
     ax = figure.subplots()
     x = np.arange(len(labels))
     width = 0.8 / max(1, len(rmse))
@@ -54,9 +55,12 @@ def loss_ablation(labels: Sequence[str], rmse: dict[str, Sequence[float]], basel
         ax.plot([i for i, _ in known], [p for _, p in known], "k_", ms=18, mew=2, ls="", label="paper (1042-px channels)")
     ax.set_xticks(x, labels)
     ax.set_yscale("log")
+    lowest = min([min(v) for v in rmse.values()] + list(baselines.values()) + [p for _, p in known])
+    ax.set_ylim(bottom=0.7 * lowest)  # log bars start at the axis: keep the short ones visible
+    plain_log_ticks(ax)
     style_axes(ax, "ablation", "loss ablation at −15 °C (table 2 analogue)", "loss configuration",
                "RMSE against the actual darks [ADU]")
-    legend(ax)
+    legend_below(ax, ncols=3)
     caption(figure, title, scale)
     return figure
 

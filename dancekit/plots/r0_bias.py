@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from dancekit.plots.canvas import caption, figure_legend, legend, new_figure, style_axes
+from dancekit.plots.canvas import caption, figure_legend, legend, new_figure, plain_log_ticks, style_axes
 
 TARGET = 2.0  # per cent
 
@@ -35,6 +35,7 @@ def bias_against_snr(rows: Sequence[dict], title: str, scale: str) -> Any:
                             ms=4, capsize=2, lw=1, label=f"r0 = {100 * r0:.0f} cm, {what}")
         _target_band(ax)
         ax.set_xscale("log")
+        plain_log_ticks(ax, "x")
         style_axes(ax, f"{loop}_loop", f"{loop} loop", "S/N (turbulence / noise variance, Noll 4-15)",
                    "r0 bias [%] (mean ± standard error)")
     figure_legend(figure, axes[1], ncols=3)
@@ -53,12 +54,14 @@ def bias_against_horizon(horizons: np.ndarray, change: np.ndarray, power_law: tu
     amplitude, exponent = power_law
     ax4.loglog(horizons[:-1], change[:-1], "o", label=f"mean |r0(T) − r0({horizons[-1]:g} s)| / r0")
     ax4.loglog(horizons, amplitude * horizons ** exponent, "-", label=f"fit: {amplitude:.2f} % × T^{exponent:.2f}")
+    plain_log_ticks(ax4, "xy")
     style_axes(ax4, "fig4_convergence", "Fig. 4 analogue: temporal convergence", "time horizon T [s]", "change of r0 [%]")
     legend(ax4)
     for (label, (mean, scatter)), fmt in zip(bias.items(), ("s:", "o-", "^--")):
         ax5.errorbar(horizons, mean, scatter, fmt=fmt, capsize=3, ms=4, lw=1, label=label)
     _target_band(ax5)
     ax5.set_xscale("log")
+    plain_log_ticks(ax5, "x")
     style_axes(ax5, "fig5_bias", "Fig. 5 analogue: r0 error against horizon", "time horizon T [s]",
                "r0 bias [%] (mean ± file-to-file scatter)")
     legend(ax5)

@@ -157,17 +157,17 @@ def test_plot_shows_the_reported_numbers_and_the_psf_widths(cli, field):
         (values,) = [s for label, s in data[panel].items() if label.startswith(name)]
         return {k: np.array([np.nan if v is None else v for v in vs], float) for k, vs in values.items()}
 
-    for report, name in ((sharp, str(tmp_path / "sharp.fits")), (blurred, f"{tmp_path / 'blurred.fits'}[AVERAGE]")):
+    for report, name in ((sharp, "sharp.fits"), (blurred, "blurred.fits[AVERAGE]")):  # the files' names
         d50 = np.array([np.nan if v is None else v for v in report["by_magnitude"]["d50_mean"]])
         np.testing.assert_allclose(shown("fig8_d50", name)["y"], d50 * 0.235, rtol=1e-9)  # arcsec
         (point,) = [s for label, s in data["fig11_sweep"].items() if label == f"{name} at 5 σ"]
         assert (point["x"][0], point["y"][0]) == (report["recall"], report["precision"])
     # Fig. 5: the sharp image has the truth's PSF, the blurred one a wider Gaussian
-    dd50_sharp, dd50_blurred = shown("fig5_dd50", str(tmp_path / "sharp.fits"))["y"], shown("fig5_dd50", f"{tmp_path / 'blurred.fits'}")["y"]
+    dd50_sharp, dd50_blurred = shown("fig5_dd50", "sharp.fits")["y"], shown("fig5_dd50", "blurred.fits")["y"]
     assert np.nanmax(np.abs(dd50_sharp)) < 0.05
     expected = (d50_of_gaussian(2.5) - d50_of_gaussian(1.0)) * 0.235
     np.testing.assert_allclose(dd50_blurred[np.isfinite(dd50_blurred)], expected, rtol=0.12)
-    assert np.nanmax(np.abs(shown("fig5_dx", str(tmp_path / "sharp.fits"))["y"])) < 0.05  # px
+    assert np.nanmax(np.abs(shown("fig5_dx", "sharp.fits")["y"])) < 0.05  # px
 
 
 def test_plot_alone_is_an_output_and_is_never_overwritten_by_surprise(cli, field):
