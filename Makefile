@@ -35,8 +35,10 @@ demo: install  ## simulate a turbulent video of a star field, make it sharp with
 	$(BIN)/dancekit simulate-video --frames 40 --size 128 --stars 150 --seeing 1.2 --seed 1 -o demo/video.fits --overwrite
 	$(BIN)/dancekit average demo/video.fits -o demo/average.fits --overwrite
 	$(BIN)/dancekit infer-tiles demo/video.fits --stride 4 --average -o demo/inferred.fits --overwrite
-	$(BIN)/dancekit evaluate demo/average.fits demo/inferred.fits --truth 'demo/video.fits[TRUTH]' -o demo/metrics.fits --overwrite --json
-	@echo "demo products in demo/: video.fits (cube + TRUTH + CATALOG), average.fits, inferred.fits, metrics.fits"
+	$(BIN)/dancekit evaluate demo/average.fits demo/inferred.fits --truth 'demo/video.fits[TRUTH]' -o demo/metrics.fits \
+	  --plot demo/comparison.png --overwrite --json -q > demo/metrics.json
+	@echo "demo products in demo/: video.fits (cube + TRUTH + CATALOG), average.fits, inferred.fits, metrics.fits and .json, comparison.png"
+	@$(BIN)/python scripts/demo_summary.py demo/metrics.json demo/comparison.png
 
 figures: install  ## figures and tables of the papers, rebuilt from scripts/
 	@mkdir -p figures

@@ -1,6 +1,6 @@
 """Deep-Dark-Net at small scale: the analogues of Qu et al. 2024 table 1 and 2 and figures 6-8.
 
-    python scripts/figure_dark.py OUTDIR [--quick]
+    python scripts/figure_dark.py OUTDIR [--quick | --smoke]
 
 A scaled-down LAMOST-like camera (2 x 2 channels of 128 x 128 active pixels, the real strip
 widths, the same physics: ``dancekit.dark.simulate``) so that everything runs in minutes on a
@@ -14,7 +14,10 @@ not what the paper's GAN would reach. Writes:
   bias + optical-black level x template), against the actual held-out darks and against their
   noise-free expectation; then the bundled model itself on full-size frames of its camera.
   (The loss ablation, table 2, is ``figure_dark_ablation.py``.)
-* ``dark_heatmap.png`` (fig. 6), ``dark_histograms.png`` (fig. 7 and 8).
+* ``dark_rmse.png``: the RMSE of table 1 per temperature, from the same numbers;
+  ``dark_heatmap.png`` (fig. 6), ``dark_histograms.png`` (fig. 7 and 8).
+
+``--smoke`` is the smallest run through every step (for the tests: seconds; its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from dancekit.dark.networks import DeepDarkGenerator, PatchDiscriminator
 from dancekit.dark.simulate import DarkCameraModel, camera_pattern, simulate_dark_frame
 from dancekit.dark.template_codec import decode_template, encode_template
 from dancekit.dark.trainer import DarkTrainer, DarkTrainingSettings
+from dancekit.io.figure_files import write_png
+from dancekit.plots.dark import error_histograms, error_maps, rmse_by_temperature
 
 TEMPERATURES = (-25.0, -15.0, -10.0, -5.0)
 # the paper's Deep-Dark-Net: strips only, absolute target, MSE(D) + BCE(G) + MSE(G) + 100 L1(G)
@@ -95,12 +100,13 @@ def train_gan(layout, frames, template, recipe, epochs, seed, width=8, n_blocks=
     return g, trainer, predict
 
 
-def rmse_row(pred, truth, temps):
-    return [rmse(pred, truth)] + [rmse(pred[temps == t], truth[temps == t]) for t in TEMPERATURES]
+def rmse_row(pred, truth, temps, temperatures=TEMPERATURES):
+    return [rmse(pred, truth)] + [rmse(pred[temps == t], truth[temps == t]) for t in temperatures]
 
 
-def full_size_table(recipe: dict, quick: bool) -> list[str]:
-    """The bundled model itself on full-size simulated LAMOST frames (2094 x 2200) of its camera."""
+def full_size_table(recipe: dict, quick: bool, smoke: bool = False) -> tuple[list[str], tuple, dict]:
+    """The bundled model itself on full-size simulated LAMOST frames (2094 x 2200) of its camera:
+    the table's lines, its temperatures and its rows {(method, against): [total, RMSE per temperature]}."""
     layout = layout_from_mapping(recipe["checkpoint"]["layout"])
     ck = recipe["checkpoint"]
     g = DeepDarkGenerator(**ck["generator_config"])
@@ -108,9 +114,10 @@ def full_size_table(recipe: dict, quick: bool) -> list[str]:
     template = decode_template(ck["template"]) if "template" in ck else None
     model = DarkCameraModel()
     pattern = camera_pattern(layout, model, camera_seed=0)  # the bundled model's camera (simulate-dark default)
-    n_train, n_test = (2, 1) if quick else (3, 2)
-    train, _, _ = simulate(layout, pattern, model, TEMPERATURES, n_train, seed=11)
-    test, expected, temps = simulate(layout, pattern, model, TEMPERATURES, n_test, seed=12)
+    n_train, n_test = (1, 1) if smoke else (2, 1) if quick else (3, 2)
+    temperatures = TEMPERATURES[1:2] if smoke else TEMPERATURES
+    train, _, _ = simulate(layout, pattern, model, temperatures, n_train, seed=11)
+    test, expected, temps = simulate(layout, pattern, model, temperatures, n_test, seed=12)
     master = fit_master_dark(train, layout)
     if template is not None:  # a fair comparison: the scaled baseline with the template the model carries
         master = MasterDark(master.median, ScaledDark(template, ck["conditioning"].get("bias_degree", 3)), master.n_frames)
@@ -123,7 +130,7 @@ def full_size_table(recipe: dict, quick: bool) -> list[str]:
     }
     actual = np.stack([region_stack(f, layout, "active") for f in test])
     noise_free = np.stack([region_stack(f, layout, "active") for f in expected])
-    cols = ["total", *[f"{t:g} C" for t in TEMPERATURES]]
+    cols = ["total", *[f"{t:g} C" for t in temperatures]]
     lines = ["", "## The bundled model on full-size frames", "",
              f"`lamost_dark_demo.pt` ({describe(recipe)}; {ck['training'].get('steps')} training steps) on {len(test)} "
              f"simulated 2094 x 2200 frames of its camera ({n_test} per temperature, seed 12); median from "
@@ -135,31 +142,36 @@ def full_size_table(recipe: dict, quick: bool) -> list[str]:
     for name, fn in methods.items():
         pred = np.stack([fn(f) for f in test])
         for label, truth in (("actual", actual), ("noise-free", noise_free)):
-            rows[(name, label)] = rmse_row(pred, truth, temps)
+            rows[(name, label)] = rmse_row(pred, truth, temps, temperatures)
             lines.append(f"| {name} | {label} | " + " | ".join(f"{v:.2f}" for v in rows[(name, label)]) + " |")
     gan = rows[("gan (bundled model)", "actual")]
     for base in ("median", "scaled"):
         lines.append(f"| gan / {base} | actual | " + " | ".join(f"{a / b:.3f}" for a, b in zip(gan, rows[(base, "actual")])) + " |")
-    return lines
+    return lines, temperatures, rows
 
 
-def output_folder(doc: str) -> tuple[Path, bool]:
-    """OUTDIR (created) and --quick from the command line of a dark figure script."""
+def output_folder(doc: str) -> tuple[Path, bool, bool]:
+    """OUTDIR (created), --quick and --smoke from the command line of a dark figure script."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("outdir")
     parser.add_argument("--quick", action="store_true", help="fewer frames and epochs (development)")
+    parser.add_argument("--smoke", action="store_true", help="the fewest frames and steps that run every step (tests)")
     args = parser.parse_args()
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    return out, args.quick
+    return out, args.quick, args.smoke
 
 
-def small_camera(temperatures, n_train: int, n_test: int, train_seed: int, test_seed: int):
-    """The small LAMOST-like camera of the figures: its layout, training and held-out raw darks
-    (with the held-out expected darks and temperatures), the master dark, and its template as a
-    model file holds it (uint8-coded)."""
-    layout = quadrant_layout(name="lamost-small", active=128)
+def run_name(quick: bool, smoke: bool) -> str:
+    return "--smoke" if smoke else "--quick" if quick else "full"
+
+
+def small_camera(temperatures, n_train: int, n_test: int, train_seed: int, test_seed: int, active: int = 128):
+    """The small LAMOST-like camera of the figures (channels of ``active`` x ``active`` pixels):
+    its layout, training and held-out raw darks (with the held-out expected darks and
+    temperatures), the master dark, and its template as a model file holds it (uint8-coded)."""
+    layout = quadrant_layout(name="lamost-small", active=active)
     model = DarkCameraModel()
     pattern = camera_pattern(layout, model, camera_seed=0)
     train, _, _ = simulate(layout, pattern, model, temperatures, n_train, seed=train_seed)
@@ -170,14 +182,16 @@ def small_camera(temperatures, n_train: int, n_test: int, train_seed: int, test_
 
 
 def main() -> None:
-    out, quick = output_folder(__doc__)
-    n_train, n_test, epochs = (4, 2, 2) if quick else (8, 4, 4)
+    out, quick, smoke = output_folder(__doc__)
+    n_train, n_test, epochs = (1, 1, 1) if smoke else (4, 2, 2) if quick else (8, 4, 4)
+    active, crop = (64, 32) if smoke else (128, 64)
     start = time.perf_counter()
     bundled = bundled_recipe()
-    layout, train, test, test_expected, test_t, master, template = small_camera(TEMPERATURES, n_train, n_test, 1, 2)
+    layout, train, test, test_expected, test_t, master, template = small_camera(TEMPERATURES, n_train, n_test, 1, 2, active)
     gans = {}
     for name, recipe in (("gan", bundled), ("gan (paper)", PAPER_RECIPE)):
-        _, trainer, predict = train_gan(layout, train, template, recipe, epochs, seed=3, lr=bundled["lr"], lr_decay=bundled["lr_decay"])
+        _, trainer, predict = train_gan(layout, train, template, recipe, epochs, seed=3, lr=bundled["lr"], lr_decay=bundled["lr_decay"],
+                                        crop=crop)
         gans[name] = (trainer, predict)
     methods = {name: predict for name, (_, predict) in gans.items()}
     methods["median"] = lambda f: predict_active_dark("median", f, layout, master=master)
@@ -189,9 +203,9 @@ def main() -> None:
     cols = ["total", *[f"{t:g} C" for t in TEMPERATURES]]
     trainer = gans["gan"][0]
     lines = ["# Table 1 analogue: RMSE [ADU] of the predicted dark on held-out darks", "",
-             f"Simulated LAMOST-like camera, 2x2 channels of 128x128 active pixels; {len(train)} training darks, "
+             f"Simulated LAMOST-like camera, 2x2 channels of {active}x{active} active pixels; {len(train)} training darks, "
              f"{len(test)} held-out ({n_test} per temperature); generators of width 8, 3 residual blocks, {epochs} epochs "
-             f"({trainer.step} steps of 64-px crops, Adam lr {bundled['lr']:g} decaying to 0 over the last "
+             f"({trainer.step} steps of {crop}-px crops, Adam lr {bundled['lr']:g} decaying to 0 over the last "
              f"{100 * bundled['lr_decay']:.0f}%), the last epoch kept. "
              f"**gan**: the bundled model's configuration ({describe(bundled)}); **gan (paper)**: {describe(PAPER_RECIPE)}. "
              "Against 'noise-free': the expected dark without read and shot noise (the floor of the 'actual' rows is "
@@ -208,41 +222,29 @@ def main() -> None:
             lines.append(f"| {g_name} / {base} | actual | " + " | ".join(f"{v:.3f}" for v in ratio) + " |")
     lines += ["", "Paper ratios gan/median: 25.5/43.9 = 0.58 overall, 16.9/20.6 = 0.82 at -15 C (table 2). Goal: "
               "gan/median at most those ratios and gan/scaled at most 1."]
-    lines += full_size_table(bundled, quick)
+    full_lines, full_temperatures, full_rows = full_size_table(bundled, quick, smoke)
+    lines += full_lines
     lines += ["", f"Script time {time.perf_counter() - start:.0f} s."]
     (out / "dark_table1.md").write_text("\n".join(lines) + "\n")
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    run = run_name(quick, smoke)
+    scale = (f"scripts/figure_dark.py ({run}): 2x2 channels of {active}x{active} active px, {len(train)} training and "
+             f"{len(test)} held-out darks, {epochs} epochs ({trainer.step} steps); the bundled model on full-size "
+             "2094x2200 frames of its camera")
+    panels = {f"{active}-px channels, trained here": (TEMPERATURES, table),
+              "bundled model, full-size frames": (full_temperatures, full_rows)}
+    write_png(rmse_by_temperature(panels, "Deep-Dark-Net: RMSE of the predicted dark per temperature (table 1)", scale),
+              out / "dark_rmse.png", overwrite=True)
 
     k = int(np.flatnonzero(test_t == -15.0)[0])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    for ax, m in zip(axes, ("gan", "gan (paper)", "scaled")):
-        diff = np.abs(assemble_active(preds[m][k], layout) - assemble_active(actual[k], layout))
-        im = ax.imshow(diff, origin="lower", cmap="inferno", vmin=0, vmax=30)
-        ax.set_title(f"|{m} - actual|, -15 C (RMSE {rmse(preds[m][k], actual[k]):.1f} ADU)", fontsize=10)
-        fig.colorbar(im, ax=ax, label="ADU")
-    fig.tight_layout()
-    fig.savefig(out / "dark_heatmap.png", dpi=110)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    bins = np.linspace(-40, 40, 161)
-    for m in methods:
-        d = (preds[m] - actual).ravel()
-        inside = np.mean(np.abs(d) <= 10)
-        axes[0].hist(d, bins, histtype="step", label=f"{m}: mean {d.mean():+.2f}, {100 * inside:.0f}% in [-10, 10]")
-    axes[0].set(xlabel="predicted - actual [ADU]", ylabel="pixels", title="all held-out darks (fig. 7)")
-    axes[0].legend(fontsize=8)
-    for t in TEMPERATURES:
-        d = (preds["gan"][test_t == t] - actual[test_t == t]).ravel()
-        axes[1].hist(d, bins, histtype="step", label=f"{t:g} C: mean {d.mean():+.2f}")
-    axes[1].set(xlabel="gan - actual [ADU]", title="gan per temperature (fig. 8)")
-    axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "dark_histograms.png", dpi=110)
-    plt.close(fig)
+    maps = [(f"|{m} − actual|, −15 °C (RMSE {rmse(preds[m][k], actual[k]):.1f} ADU)",
+             np.abs(assemble_active(preds[m][k], layout) - assemble_active(actual[k], layout))) for m in ("gan", "gan (paper)", "scaled")]
+    write_png(error_maps(maps, "Deep-Dark-Net: error maps of one held-out dark (fig. 6)", scale), out / "dark_heatmap.png",
+              overwrite=True)
+    errors = {m: preds[m] - actual for m in methods}
+    by_temperature = {f"gan, {t:g} °C": preds["gan"][test_t == t] - actual[test_t == t] for t in TEMPERATURES}
+    write_png(error_histograms(errors, by_temperature, "Deep-Dark-Net: errors of the predicted darks (figs. 7-8)", scale),
+              out / "dark_histograms.png", overwrite=True)
     print((out / "dark_table1.md").read_text())
 
 

@@ -1,6 +1,6 @@
 """Deep-Dark-Net loss ablation at -15 deg C: the analogue of Qu et al. 2024 table 2, at small scale.
 
-    python scripts/figure_dark_ablation.py OUTDIR [--quick]
+    python scripts/figure_dark_ablation.py OUTDIR [--quick | --smoke]
 
 The paper's four loss configurations (L1 on the generator throughout; sec. 3.3) plus "L1 only"
 (no adversarial term: the supervised baseline every cGAN row is compared with), each trained on
@@ -8,7 +8,8 @@ the same darks of the scaled-down camera of ``figure_dark.py`` (2 x 2 channels o
 active pixels) taken at -15 deg C, with two conditionings: the paper's (strips only, absolute
 target) and the bundled model's (read from its file). Writes ``dark_table2.md`` (RMSE [ADU]
 against the actual held-out darks, and against their noise-free expectation) and
-``dark_table2.png``; every number comes from this run.
+``dark_table2.png`` (from the same numbers); every number comes from this run. ``--smoke`` is the
+smallest run through every step (tests: seconds; its numbers mean nothing).
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import time
 import numpy as np
 import torch
 
-from figure_dark import PAPER_RECIPE, bundled_recipe, describe, output_folder, small_camera, train_gan  # same folder
+from figure_dark import PAPER_RECIPE, bundled_recipe, describe, output_folder, run_name, small_camera, train_gan  # same folder
 
 from dancekit.dark.baselines import rmse
 from dancekit.dark.inference import predict_active_dark
 from dancekit.dark.layout import region_stack
+from dancekit.io.figure_files import write_png
+from dancekit.plots.dark import loss_ablation
 
 # (label, generator loss, discriminator loss, bce weight, mse weight, D loss, paper RMSE [ADU]); L1 weight 100
 ROWS = (
@@ -35,11 +38,12 @@ ROWS = (
 
 
 def main() -> None:
-    out, quick = output_folder(__doc__)
-    n_train, n_test, epochs = (6, 2, 2) if quick else (12, 4, 4)
+    out, quick, smoke = output_folder(__doc__)
+    n_train, n_test, epochs = (1, 1, 1) if smoke else (6, 2, 2) if quick else (12, 4, 4)
+    active, crop = (64, 32) if smoke else (128, 64)
     start = time.perf_counter()
     bundled = bundled_recipe()
-    layout, train, test, expected, _, master, template = small_camera((-15.0,), n_train, n_test, 4, 5)
+    layout, train, test, expected, _, master, template = small_camera((-15.0,), n_train, n_test, 4, 5, active)
     actual = np.stack([region_stack(f, layout, "active") for f in test])
     noise_free = np.stack([region_stack(f, layout, "active") for f in expected])
     baselines = {m: np.stack([predict_active_dark(m, f, layout, master=master) for f in test]) for m in ("median", "scaled")}
@@ -50,15 +54,15 @@ def main() -> None:
         for cname, base in conditionings.items():
             recipe = dict(base, bce=bce, mse=mse, l1=100.0, d_loss=d_loss)
             _, trainer, predict = train_gan(layout, train, template, recipe, epochs, seed=6,
-                                            lr=bundled["lr"], lr_decay=bundled["lr_decay"])
+                                            lr=bundled["lr"], lr_decay=bundled["lr_decay"], crop=crop)
             pred = np.stack([predict(f) for f in test])
             results[(label, cname)] = (rmse(pred, actual), rmse(pred, noise_free))
             steps = trainer.step
 
     lines = ["# Table 2 analogue: loss ablation at -15 C (RMSE [ADU] on held-out darks)", "",
-             f"Simulated LAMOST-like camera, 2x2 channels of 128x128 active pixels; {len(train)} training darks at -15 C, "
+             f"Simulated LAMOST-like camera, 2x2 channels of {active}x{active} active pixels; {len(train)} training darks at -15 C, "
              f"{len(test)} held out. Each row trained from the same seed: width 8, 3 residual blocks, {epochs} epochs "
-             f"({steps} steps of 64-px crops), Adam lr {bundled['lr']:g} decaying to 0 over the last "
+             f"({steps} steps of {crop}-px crops), Adam lr {bundled['lr']:g} decaying to 0 over the last "
              f"{100 * bundled['lr_decay']:.0f}%, L1 weight 100. Paper conditioning: {describe(PAPER_RECIPE)} (losses per row). "
              f"Bundled conditioning: {describe(dict(bundled, bce=0, mse=0))} (losses per row). "
              "Cells: against the actual darks / against the noise-free expected darks. Paper: 10 000 training frames, "
@@ -74,22 +78,12 @@ def main() -> None:
     lines += ["", f"Script time {time.perf_counter() - start:.0f} s."]
     (out / "dark_table2.md").write_text("\n".join(lines) + "\n")
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4))
-    x = np.arange(len(ROWS))
-    for k, cname in enumerate(conditionings):
-        ax.bar(x + (k - 0.5) * 0.38, [results[(r[0], cname)][0] for r in ROWS], 0.38, label=cname)
-    for m, style in (("median", "--"), ("scaled", ":")):
-        ax.axhline(rmse(baselines[m], actual), color="k", ls=style, lw=1, label=f"{m} baseline")
-    ax.set_xticks(x, [r[0] for r in ROWS], fontsize=8)
-    ax.set(ylabel="RMSE vs actual [ADU]", title="loss ablation at -15 C (table 2 analogue)", yscale="log")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "dark_table2.png", dpi=110)
-    plt.close(fig)
+    scale = (f"scripts/figure_dark_ablation.py ({run_name(quick, smoke)}): 2x2 channels of {active}x{active} active px, "
+             f"{len(train)} training and {len(test)} held-out darks at −15 °C, {epochs} epochs ({steps} steps) per row")
+    figure = loss_ablation([r[0] for r in ROWS], {c: [results[(r[0], c)][0] for r in ROWS] for c in conditionings},
+                           {m: rmse(pred, actual) for m, pred in baselines.items()}, [r[-1] for r in ROWS],
+                           "Deep-Dark-Net loss ablation (table 2)", scale)
+    write_png(figure, out / "dark_table2.png", overwrite=True)
     print((out / "dark_table2.md").read_text())
 
 

@@ -9,10 +9,11 @@ then ``fit-r0``'s per-file path (:func:`fit_file`: aotpy read, pseudo-open-loop 
 remaining error, fit). L0 = 25 m is simulated and fixed in the fit. S/N is the turbulence / noise
 variance summed over Noll 4-15; the per-mode S/N (paper eq. 32) spans about 0.1-47 over the grid.
 
-Writes OUTDIR/r0_bias.png, OUTDIR/r0_bias.md (tables computed here) and OUTDIR/r0_delay.md.
-Run: python scripts/figure_r0_bias.py OUTDIR [--quick] [--model exact] [--jobs 2]
+Writes OUTDIR/r0_bias.md and OUTDIR/r0_delay.md (tables computed here) and, from the same
+numbers, OUTDIR/r0_bias.png and OUTDIR/r0_delay.png.
+Run: python scripts/figure_r0_bias.py OUTDIR [--quick | --smoke] [--model exact] [--jobs 2]
 (screens: ~10 s of CPU per file, 54 files by default: ~5 min with 2 jobs on an idle 2-core
-machine; --quick 18 files; exact: ~1 s per file)
+machine; --quick 18 files; exact: ~1 s per file; --smoke: 18 files of 2 s, exact, for the tests)
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ from dancekit.commands.fit_r0 import FitSettings, fit_file  # noqa: E402
 from dancekit.commands.simulate_telemetry import TelemetryFormat, TurbulenceModel, simulate_telemetry  # noqa: E402
 from dancekit.io.config import load_config  # noqa: E402
 from dancekit.io.config_schema import AOConfig  # noqa: E402
+from dancekit.io.figure_files import write_png  # noqa: E402
+from dancekit.plots.r0_bias import bias_against_snr, r0_against_delay  # noqa: E402
 
 L0 = 25.0
+DURATION = 20.0  # s of telemetry per file (--smoke: 2 s)
 R0S = (0.08, 0.12, 0.20)
 SNRS = (0.3, 5.0, 25.0)
 
 
 def simulate(path: str, r0: float, snr: float, closed: bool, seed: int, model: str = "screens",
-             duration: float = 20.0) -> None:
+             duration: float = DURATION) -> None:
     """One telemetry file through simulate-telemetry's code path (its command function)."""
     simulate_telemetry(output=path, config="naomi", overrides=None, r0=r0, outer_scale=L0, duration=duration,
                        framerate=None, snr=snr, slope_noise=None, closed_loop=closed, gain=None, delay=None,
@@ -65,20 +69,20 @@ def one_file(task):
     import torch
 
     torch.set_num_threads(1)
-    folder, r0, snr, closed, seed, model = task
+    folder, r0, snr, closed, seed, model, duration = task
     cfg = load_config("naomi", AOConfig, [f"reference.L0={L0}"])
     path = os.path.join(folder, f"t_{seed}.fits")
     t0 = time.process_time()
-    simulate(path, r0, snr, closed, seed, model)
+    simulate(path, r0, snr, closed, seed, model, duration)
     cpu = time.process_time() - t0
     out = [fit_file(path, FitSettings(cfg, mc_draws=0, remaining_error=flag))["r0"] / r0 - 1.0 for flag in (True, False)]
     os.remove(path)
-    return out[0], out[1], cpu, 10_000
+    return out[0], out[1], cpu, int(duration * 500)
 
 
-def bias_study(folder: str, n_seeds: int, model: str, jobs: int):
+def bias_study(folder: str, n_seeds: int, model: str, jobs: int, duration: float = DURATION):
     grid = [(r0, snr, closed) for r0 in R0S for snr in SNRS for closed in (False, True)]
-    tasks = [(folder, r0, snr, closed, int(1e6 * r0 + 1e3 * snr) + 100 * closed + k, model)
+    tasks = [(folder, r0, snr, closed, int(1e6 * r0 + 1e3 * snr) + 100 * closed + k, model, duration)
              for r0, snr, closed in grid for k in range(n_seeds)]
     if jobs > 1:
         with multiprocessing.get_context("spawn").Pool(jobs) as pool:
@@ -96,23 +100,36 @@ def bias_study(folder: str, n_seeds: int, model: str, jobs: int):
 
 
 def _mean_se(values: np.ndarray) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1) / np.sqrt(len(values)))
+    """Mean and standard error (NaN with one file: no scatter to measure)."""
+    se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+    return float(np.mean(values)), se
 
 
-def delay_check(folder: str, model: str):
+def row_statistics(rows) -> list[dict]:
+    """Per row: bias mean and standard error [%], corrected and uncorrected (table and plot alike)."""
+    stats = []
+    for row in rows:
+        (m, se), (mu, seu) = _mean_se(row["bias"]), _mean_se(row["bias_uncorrected"])
+        stats.append({"r0": row["r0"], "snr": row["snr"], "loop": row["loop"], "corrected": 100 * m,
+                      "corrected_se": 100 * se, "uncorrected": 100 * mu, "uncorrected_se": 100 * seu})
+    return stats
+
+
+def delay_check(folder: str, model: str, duration: float = DURATION):
     """r0 from one closed-loop file (true delay 2 frames) fitted with each --delay."""
     cfg = load_config("naomi", AOConfig, [f"reference.L0={L0}"])
     path = os.path.join(folder, "delay.fits")
-    simulate(path, 0.12, 5.0, True, seed=77, model=model)
+    simulate(path, 0.12, 5.0, True, seed=77, model=model, duration=duration)
     return [(d, fit_file(path, FitSettings(cfg, mc_draws=0, delay=d))["r0"]) for d in range(-3, 5)]
 
 
-def write_tables(outdir: str, rows, delays, n_seeds: int, seconds: float, model: str, speed: float) -> list[str]:
+def write_tables(outdir: str, rows, delays, n_seeds: int, seconds: float, model: str, speed: float,
+                 duration: float = DURATION) -> list[str]:
     physics = ("moving multi-layer von Kármán phase screens (9 frozen-flow layers of the NAOMI config, "
                "all Zernike orders reach the slopes)" if model == "screens" else
                "modes Noll 2-45 drawn exactly from the von Kármán covariance (no aliasing above Noll 45)")
     lines = [
-        f"# fit-r0 bias on simulate-telemetry files (20 s at 500 Hz, L0 = 25 m, model {model})",
+        f"# fit-r0 bias on simulate-telemetry files ({duration:g} s at 500 Hz, L0 = 25 m, model {model})",
         "",
         f"Turbulence: {physics}. {n_seeds} files per row; bias = mean(r0_fit / r0_true - 1) +- standard "
         f"error; made by `scripts/figure_r0_bias.py --model {model}` in {seconds:.0f} s; simulation "
@@ -121,13 +138,12 @@ def write_tables(outdir: str, rows, delays, n_seeds: int, seconds: float, model:
         "| r0 [m] | S/N (Noll 4-15) | per-mode S/N | loop | bias, corrected | scatter | bias, no remaining-error correction |",
         "|---|---|---|---|---|---|---|",
     ]
-    for row in rows:
-        m, se = _mean_se(row["bias"])
-        mu, seu = _mean_se(row["bias_uncorrected"])
+    for row, stat in zip(rows, row_statistics(rows)):
         lo, hi = per_mode_snr_range(row["r0"], row["snr"])
+        scatter = 100 * np.std(row["bias"], ddof=1) if len(row["bias"]) > 1 else float("nan")
         lines.append(f"| {row['r0']:.2f} | {row['snr']:g} | {lo:.2f}-{hi:.1f} | {row['loop']} | "
-                     f"{100 * m:+.2f} +- {100 * se:.2f} % | {100 * np.std(row['bias'], ddof=1):.2f} % | "
-                     f"{100 * mu:+.2f} +- {100 * seu:.2f} % |")
+                     f"{stat['corrected']:+.2f} +- {stat['corrected_se']:.2f} % | {scatter:.2f} % | "
+                     f"{stat['uncorrected']:+.2f} +- {stat['uncorrected_se']:.2f} % |")
     lines += ["", "Pooled over r0 (per S/N and loop):", "",
               "| S/N | loop | bias, corrected | bias, uncorrected | files |", "|---|---|---|---|---|"]
     summary = []
@@ -163,51 +179,37 @@ def write_tables(outdir: str, rows, delays, n_seeds: int, seconds: float, model:
     return lines
 
 
-def plot(outdir: str, rows, model: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, loop in zip(axes, ("open", "closed")):
-        for i, r0 in enumerate(R0S):
-            sel = [r for r in rows if r["r0"] == r0 and r["loop"] == loop]
-            x = np.array([r["snr"] for r in sel]) * (1 + 0.04 * (i - 1.5))
-            for key, style, label in (("bias", "-o", "corrected"), ("bias_uncorrected", ":s", "no remaining error")):
-                stats = np.array([_mean_se(r[key]) for r in sel]) * 100
-                ax.errorbar(x, stats[:, 0], stats[:, 1], fmt=style, color=f"C{i}", ms=4, capsize=2,
-                            label=f"r0 = {100 * r0:.0f} cm, {label}")
-        ax.axhspan(-2, 2, color="0.9", zorder=0)
-        ax.axhline(0, color="k", lw=0.5)
-        ax.set_xscale("log")
-        ax.set_xlabel("S/N (turbulence / noise variance, Noll 4-15)")
-        ax.set_title(f"{loop} loop, 20 s at 500 Hz ({model})")
-    axes[0].set_ylabel("r0 bias [%]")
-    axes[1].legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(os.path.join(outdir, "r0_bias.png"), dpi=120)
-    plt.close(fig)
+def plot(outdir: str, rows, delays, model: str, scale: str) -> None:
+    """r0_bias.png and r0_delay.png from the numbers of the tables."""
+    write_png(bias_against_snr(row_statistics(rows), f"fit-r0 bias on simulate-telemetry files (model {model})", scale),
+              os.path.join(outdir, "r0_bias.png"), overwrite=True)
+    write_png(r0_against_delay([d for d, _ in delays], [r0 for _, r0 in delays], 0.12, 2,
+                               "fit-r0 --delay on a simulated closed loop", scale),
+              os.path.join(outdir, "r0_delay.png"), overwrite=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir")
     parser.add_argument("--quick", action="store_true", help="1 file per row instead of 3")
+    parser.add_argument("--smoke", action="store_true", help="1 file of 2 s per row, exact model (tests: seconds)")
     parser.add_argument("--seeds", type=int, default=None, help="files per row")
     parser.add_argument("--model", choices=("screens", "exact"), default="screens", help="simulate-telemetry --model")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     args = parser.parse_args()
     os.makedirs(args.outdir, exist_ok=True)
-    n_seeds = args.seeds or (1 if args.quick else 3)
+    n_seeds = args.seeds or (1 if args.quick or args.smoke else 3)
+    model, duration, jobs = ("exact", 2.0, 1) if args.smoke else (args.model, DURATION, args.jobs)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        rows, speed = bias_study(folder, n_seeds, args.model, args.jobs)
-        delays = delay_check(folder, args.model)
-    lines = write_tables(args.outdir, rows, delays, n_seeds, time.perf_counter() - t0, args.model, speed)
-    plot(args.outdir, rows, args.model)
+        rows, speed = bias_study(folder, n_seeds, model, jobs, duration)
+        delays = delay_check(folder, model, duration)
+    lines = write_tables(args.outdir, rows, delays, n_seeds, time.perf_counter() - t0, model, speed, duration)
+    run = "--smoke" if args.smoke else "--quick" if args.quick else "full"
+    plot(args.outdir, rows, delays, model, f"scripts/figure_r0_bias.py ({run}): {n_seeds} file(s) per point of {duration:g} s "
+         f"at 500 Hz, L0 = {L0:g} m, {len(rows) * n_seeds} files")
     print("\n".join(lines[-12:]))
-    print(f"wrote {args.outdir}/r0_bias.png, r0_bias.md, r0_delay.md")
+    print(f"wrote {args.outdir}/r0_bias.png, r0_delay.png, r0_bias.md, r0_delay.md")
 
 
 if __name__ == "__main__":

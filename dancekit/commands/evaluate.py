@@ -22,6 +22,7 @@ def evaluate(
     inputs: Annotated[list[str], typer.Argument(help="Images to judge, each FILE or FILE[EXT] (e.g. out.fits[AVERAGE]); '-' = stdin.", show_default=False)],
     truth: Annotated[str, typer.Option("--truth", "-t", help="Turbulence-free truth, FILE[EXT] (default EXT: TRUTH if present, else the first image).")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="FITS file of tables: SUMMARY, BYMAG, SWEEP, STARS ('-' = stdout).")] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="PNG of the images (truth | each, zoomed on the crowded core, detections circled) and the paper's Fig. 5/7/8/11 panels.")] = None,
     threshold: Annotated[float, typer.Option("--threshold", help="Detection threshold, in units of the image's background rms.")] = 5.0,
     truth_level: Annotated[Optional[float], typer.Option("--truth-level", help="Detection level on the truth [truth units per pixel] (default: --threshold x the lowest background rms of the images), one true-star list for all images.")] = None,
     thresholds: Annotated[str, typer.Option("--thresholds", help="Thresholds of the precision-recall sweep (comma-separated, x rms).")] = DEFAULT_SWEEP,
@@ -43,7 +44,7 @@ def evaluate(
     sweep (precision-recall curve) and its best-F1 point. With several images, the means are
     also given over the common stars, those matched in every image.
 
-    Example: dancekit evaluate image.fits image.fits[AVERAGE] --truth video.fits[TRUTH] --json
+    Example: dancekit evaluate image.fits image.fits[AVERAGE] --truth video.fits[TRUTH] --json --plot quality.png
     """
     import numpy as np
 
@@ -53,8 +54,8 @@ def evaluate(
 
     if output is not None:
         opt.check_json_with_output(as_json, output)
-    if output is None and not as_json:
-        raise ParameterError("nothing to write: give -o metrics.fits and/or --json", source="-o")
+    if output is None and not as_json and plot is None:
+        raise ParameterError("nothing to write: give -o metrics.fits, --json and/or --plot PNG", source="-o")
     sweep_levels = _numbers(thresholds, "--thresholds")
     bins = _bins(mag_bins)
     for name, value in (("--threshold", threshold), ("--match-radius", match_radius), ("--aperture", aperture)):
@@ -64,6 +65,12 @@ def evaluate(
         from dancekit.io.fits_out import check_output
 
         check_output(output, overwrite)
+    if plot is not None:
+        from dancekit.io.fits_out import check_output
+
+        if plot == "-":
+            raise ParameterError("writes a PNG file, not standard output", source="--plot")
+        check_output(plot, overwrite)
     truth_path, truth_ext = _split_ext(truth)
     with FitsReader(truth_path) as reader:
         if truth_ext is None:
@@ -104,8 +111,9 @@ def evaluate(
                    "best": best_operating_point(sweep)}
         log.info("%s: precision %.3f, recovered %.3f, mean D50 %.2f px, mean Strehl %.3f", spec,
                  evaluation.precision, evaluation.recall, evaluation.mean_d50, evaluation.mean_strehl)
+        plotted = {"image": image, "header": header, "evaluation": evaluation} if plot is not None else {}
         return {"summary": summary, "by_magnitude": evaluation.by_magnitude, "sweep": sweep,
-                "stars": evaluation.stars}, evaluation
+                "stars": evaluation.stars, **plotted}, evaluation
 
     ran = map_inputs(images, one, scheduler, names=[spec for spec, _, _ in images])
     results, evaluations = [r for r, _ in ran.results], [e for _, e in ran.results]
@@ -119,6 +127,8 @@ def evaluate(
         from dancekit.io.fits_out import write_hdus
 
         write_hdus(_tables(results, truth_name), output, overwrite)
+    if plot is not None and results:
+        _write_plot(plot, overwrite, results, truth_image, truth_header, truth_name, threshold, match_radius)
     if as_json:
         opt.print_json({
             "command": "evaluate", "truth": truth_name, "truth_level": level, "failed": len(inputs) - len(results),
@@ -156,6 +166,42 @@ def _tables(results: list[dict], truth_name: str) -> Any:
         hdus.append(hdu)
     hdus[-1].header["COMMENT"] = "x, y: 0-based pixels; d50 in pixels; mag_residual = image - truth (10-px aperture)"
     return fits.HDUList(hdus)
+
+
+def _write_plot(path: str, overwrite: bool, results: list[dict], truth_image: Any, truth_header: Any, truth_name: str,
+                threshold: float, match_radius: float) -> None:
+    """The images and the Fig. 5/7/8/11 panels, captioned with the scale the images were made at."""
+    import os
+
+    from dancekit.io.figure_files import write_png
+    from dancekit.plots.dancecam import evaluation_figure
+
+    first = results[0]["summary"]
+    names = [os.path.basename(r["summary"]["image"]) for r in results]  # full specs only where names collide
+    names = names if len(set(names)) == len(names) else [r["summary"]["image"] for r in results]
+    stacks = [{"name": name, "by_magnitude": r["by_magnitude"], "sweep": r["sweep"],
+               "threshold": threshold, "image": r["image"], "detections": r["evaluation"].detections,
+               **{k: r["summary"][k] for k in ("precision", "recall", "best", "mean_d50", "mean_strehl", "mag_residual_std")}}
+              for name, r in zip(names, results)]
+    height, width = truth_image.shape
+    scale = first["pixel_scale_arcsec"]
+    field = f'{width}x{height} px' + (f' at {scale:.3g}"/px' if scale else "")
+    made = "; ".join(f"{name}: {_stack_scale(r['header'])}" for name, r in zip(names, results))
+    figure = evaluation_figure(
+        truth_image, results[0]["evaluation"].true_positions, stacks,
+        f"dancekit evaluate against {truth_name}",
+        f"{field}, {first['n_true']} true stars (detected at {first['truth_level']:.3g}); detection at {threshold:g} x "
+        f"each image's rms, matches within {match_radius:g} px; {made}",
+        pixel_scale=scale, zero_point=first["zero_point"], unit=str(truth_header.get("BUNIT", "")), match_radius=match_radius)
+    write_png(figure, path, overwrite)
+
+
+def _stack_scale(header: Any) -> str:
+    """How an image was made, from the keywords average and infer-tiles write."""
+    parts = [f"{header['NCOMBINE']} frames"] if "NCOMBINE" in header else []
+    if "CONTEXT" in header:
+        parts.append(f"U-Net context {header['CONTEXT']}, stride {header.get('TSTRIDE', '?')}")
+    return ", ".join(parts) or "one image"
 
 
 def _split_ext(spec: str) -> tuple[str, Optional[str]]:

@@ -35,9 +35,13 @@ class Evaluation:
     centroid_residual_std: float
     stars: dict[str, np.ndarray] = field(repr=False)
     by_magnitude: dict[str, np.ndarray] = field(repr=False)
+    # every source found on the image (x, y, matched) and every true star (x, y): for the image panels
+    detections: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    true_positions: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     def summary(self) -> dict[str, float]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("stars", "by_magnitude")}
+        tables = ("stars", "by_magnitude", "detections", "true_positions")
+        return {k: v for k, v in self.__dict__.items() if k not in tables}
 
 
 def noise_level(image: np.ndarray) -> float:
@@ -73,11 +77,13 @@ def evaluate_image(image: np.ndarray, truth: np.ndarray, threshold: float = 5.0,
         "x_true": xt, "y_true": yt, "x": xi, "y": yi, "mag_true": mag_true,
         "mag_residual": mag_image - mag_true,
         "centroid_residual": np.hypot(xi - xt, yi - yt),
+        "x_residual": xi - xt,
         "d50": d50(data, xi, yi, segmentation=found.segmentation, source_ids=i + 1),
         "d50_true": d50(reference, xt, yt, segmentation=true_stars.segmentation, source_ids=j + 1),
         "strehl": strehl_ratio(data, reference, xi, yi, xt, yt),
         "truth_index": j,
     }
+    stars["d50_residual"] = stars["d50"] - stars["d50_true"]
     return Evaluation(
         n_true=len(true_stars), n_detected=len(found), n_matched=len(i), precision=precision, recall=recall,
         mean_d50=_nanmean(stars["d50"]), mean_d50_truth=_nanmean(stars["d50_true"]),
@@ -85,6 +91,8 @@ def evaluate_image(image: np.ndarray, truth: np.ndarray, threshold: float = 5.0,
         mag_residual_std=_nanstd(stars["mag_residual"]), mag_residual_mean=_nanmean(stars["mag_residual"]),
         centroid_residual_std=_nanstd(stars["centroid_residual"]),
         stars=stars, by_magnitude=_binned(stars, magnitude_bins, mag_all_true),
+        detections={"x": found.x, "y": found.y, "matched": np.isin(np.arange(len(found)), i)},
+        true_positions={"x": true_stars.x, "y": true_stars.y},
     )
 
 
@@ -95,7 +103,8 @@ def mean_abs_magnitude_error(image: np.ndarray, truth: np.ndarray, threshold: fl
 
 def _binned(stars: dict[str, np.ndarray], bins: np.ndarray | None,
             mag_all_true: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per truth-magnitude bin: matched stars ``n`` and the mean / std of each residual; with the
+    """Per truth-magnitude bin: matched stars ``n`` and the mean / std of each residual (the paper's
+    Fig. 5: Δmag, ΔD50 = D50 − D50 of the truth, Δx; and Fig. 8: D50, Strehl); with the
     magnitudes of all truth stars, also ``n_true`` and ``recall`` (completeness, the paper's Fig. 7)."""
     mag = stars["mag_true"]
     if bins is None:
@@ -111,7 +120,7 @@ def _binned(stars: dict[str, np.ndarray], bins: np.ndarray | None,
         table["n_true"] = np.array([np.sum(index_true == b) for b in range(len(bins) - 1)])
         with np.errstate(invalid="ignore", divide="ignore"):
             table["recall"] = np.where(table["n_true"] > 0, table["n"] / np.maximum(table["n_true"], 1), np.nan)
-    for key in ("mag_residual", "centroid_residual", "d50", "strehl"):
+    for key in ("mag_residual", "centroid_residual", "x_residual", "d50", "d50_residual", "strehl"):
         values = [stars[key][index == b] for b in range(len(bins) - 1)]
         table[f"{key}_mean"] = np.array([_nanmean(v) for v in values])
         table[f"{key}_std"] = np.array([_nanstd(v) for v in values])

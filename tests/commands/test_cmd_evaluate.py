@@ -111,7 +111,7 @@ def test_truth_of_the_wrong_shape_exits_2_naming_both(cli, field, tmp_path):
     assert re.search(r"image .*sharp.fits is 160x170 px but the truth .*small.fits is 40x50 px", stderr), stderr
     assert not out.exists()
     result = cli("evaluate", tmp_path / "sharp.fits", "--truth", tmp_path / "small.fits")
-    assert result.returncode == 2 and "give -o metrics.fits and/or --json" in result.stderr.decode()
+    assert result.returncode == 2 and "give -o metrics.fits, --json and/or --plot PNG" in result.stderr.decode()
 
 
 def test_images_of_different_noise_are_judged_on_one_true_star_list(cli, tmp_path):
@@ -136,3 +136,48 @@ def test_images_of_different_noise_are_judged_on_one_true_star_list(cli, tmp_pat
     assert json.loads(fixed.stdout)["results"][0]["n_true"] < noisy["n_true"]
     bad = cli("evaluate", tmp_path / "noisy.fits", "--truth", tmp_path / "truth.fits", "--truth-level", "-1", "--json")
     assert bad.returncode == 2 and "--truth-level: must be > 0, got -1.0" in bad.stderr.decode()
+
+
+def test_plot_shows_the_reported_numbers_and_the_psf_widths(cli, field):
+    from PIL import Image
+
+    from dancekit.io.figure_files import read_plotted_data
+
+    tmp_path, _ = field
+    png = tmp_path / "quality.png"
+    result = cli("evaluate", tmp_path / "sharp.fits", f"{tmp_path / 'blurred.fits'}[AVERAGE]",
+                 "--truth", f"{tmp_path / 'video.fits'}[TRUTH]", "--json", "--plot", png)
+    assert result.returncode == 0, result.stderr.decode()
+    sharp, blurred = json.loads(result.stdout)["results"]
+    with Image.open(png) as image:
+        assert np.asarray(image.convert("L"), float).var() > 150  # not a blank canvas
+    data = read_plotted_data(png)
+
+    def shown(panel, name):
+        (values,) = [s for label, s in data[panel].items() if label.startswith(name)]
+        return {k: np.array([np.nan if v is None else v for v in vs], float) for k, vs in values.items()}
+
+    for report, name in ((sharp, "sharp.fits"), (blurred, "blurred.fits[AVERAGE]")):  # the files' names
+        d50 = np.array([np.nan if v is None else v for v in report["by_magnitude"]["d50_mean"]])
+        np.testing.assert_allclose(shown("fig8_d50", name)["y"], d50 * 0.235, rtol=1e-9)  # arcsec
+        (point,) = [s for label, s in data["fig11_sweep"].items() if label == f"{name} at 5 σ"]
+        assert (point["x"][0], point["y"][0]) == (report["recall"], report["precision"])
+    # Fig. 5: the sharp image has the truth's PSF, the blurred one a wider Gaussian
+    dd50_sharp, dd50_blurred = shown("fig5_dd50", "sharp.fits")["y"], shown("fig5_dd50", "blurred.fits")["y"]
+    assert np.nanmax(np.abs(dd50_sharp)) < 0.05
+    expected = (d50_of_gaussian(2.5) - d50_of_gaussian(1.0)) * 0.235
+    np.testing.assert_allclose(dd50_blurred[np.isfinite(dd50_blurred)], expected, rtol=0.12)
+    assert np.nanmax(np.abs(shown("fig5_dx", "sharp.fits")["y"])) < 0.05  # px
+
+
+def test_plot_alone_is_an_output_and_is_never_overwritten_by_surprise(cli, field):
+    tmp_path, _ = field
+    png = tmp_path / "quality.png"
+    args = ("evaluate", tmp_path / "sharp.fits", "--truth", tmp_path / "video.fits")
+    assert cli(*args, "--plot", png).returncode == 0 and png.stat().st_size > 0
+    before = png.read_bytes()
+    again = cli(*args, "--plot", png)
+    assert again.returncode == 2 and "output exists; pass --overwrite" in again.stderr.decode()
+    assert png.read_bytes() == before and sorted(p.name for p in tmp_path.glob(".quality*")) == []
+    stdout = cli(*args, "--plot", "-")
+    assert stdout.returncode == 2 and "--plot: writes a PNG file, not standard output" in stdout.stderr.decode()
