@@ -57,6 +57,10 @@ def test_modal_fits_uses_its_g_by_default(cli, files, tmp_path):
     assert row["sensor"] == f"{files['modal']}[G]" and row["r0"] == pytest.approx(R0, rel=0.08)
     builtin = json.loads(cli("fit-r0", files["modal"], *FIT, "--json", "--interaction-matrix", "builtin").stdout)["results"][0]
     assert builtin["sensor"] == "builtin" and abs(builtin["r0"] / row["r0"] - 1) > 1e-4
+    # by default L0 is fitted with the sensor's own G (fit.L0_mode auto) and held with the built-in
+    # model, which then states its own uncertainty (R0_ERR_SYS); the file's G needs none
+    assert row["L0_flag"] != "fixed" and row["r0_err_sys"] == 0 and row["r0_err_L0"] == 0
+    assert builtin["L0_flag"] == "fixed" and builtin["r0_err_sys"] > 0.005 * R0 and builtin["r0_err_L0"] > 0
     # the same G given as an option, in the AOT file, or as the file's own: the same remaining error
     option = json.loads(cli("fit-r0", files["modal"], *FIT, "--json", "--interaction-matrix", f"{files['modal']}[G]").stdout)
     assert option["results"][0]["r0"] == pytest.approx(row["r0"], rel=1e-12)
