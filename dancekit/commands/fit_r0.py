@@ -19,7 +19,8 @@ import numpy as np
 import typer
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, for_each_input, log
+from dancekit.commands.execution import map_inputs
+from dancekit.commands.runtime import cli_command, log, report_error
 from dancekit.errors import DancekitError, InputError, ParameterError
 
 DELAY_HELP = (
@@ -310,6 +311,7 @@ def fit_r0(
     plot: Annotated[Optional[str], typer.Option("--plot", help="Also draw the per-mode variances against the Noll index (measured, - noise, - remaining error, and the fitted model), one panel per row (the first 12), as a PNG.")] = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Fit the Fried parameter r0, the seeing and L0 from AO telemetry, one row per control loop.
 
@@ -362,29 +364,31 @@ def fit_r0(
             raise exc.with_source("--interaction-matrix")
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    children = iter(np.random.SeedSequence(seed).spawn(len(inputs)))
+    children = np.random.SeedSequence(seed).spawn(len(inputs))
     settings = FitSettings(cfg, delay=delay, iterations=iterations, mc_draws=mc, frame_rate=framerate, airmass=airmass,
                            frames=frames, remaining_error=remaining_error, interaction_matrix=matrix,
                            fit_outer_scale=fit_l0, mc_spread=mc_spread.value, noise=noise.value)
-    rows: list[dict] = []
-    failed: list[str] = []
 
-    def one(path: str) -> None:
-        child = next(children)
-        try:
-            done, errors = fit_loops(path, settings, np.random.default_rng(child))
-        except Exception:
-            failed.append(path)
-            raise
-        rows.extend(done)
+    def one(item: tuple) -> tuple[str, list[dict], list[str]]:
+        """The file, the rows of its loops that could be fitted, and one message per loop that could not."""
+        path, child = item
+        done, errors = fit_loops(path, settings, np.random.default_rng(child))
+        if errors and not done:
+            raise type(errors[0])("; ".join(e.message for e in errors), source=errors[0].source)
         for row in done:
             log.info("%s [%s]: r0 = %.4f +- %.4f m, seeing %.3f\" (%d frames, %s)", row["file"], row["loop_name"],
                      row["r0"], row["r0_err"], row["seeing"], row["n_frames"], row["flags"] or "no flags")
+        return path, done, [str(e.with_source(e.source or path)) for e in errors]
+
+    ran = map_inputs(list(zip(inputs, children)), one, scheduler, names=inputs)
+    rows, failed, code = [], list(ran.failed), ran.code
+    for path, done, errors in ran.results:
+        rows.extend(done)
+        for message in errors:  # a loop that could not be fitted: its file's other loops are still written
+            report_error(message)
         if errors:
             failed.append(path)
-            raise type(errors[0])("; ".join(e.message for e in errors), source=errors[0].source)
-
-    code = for_each_input(inputs, one)
+            code = 2
     fitted = fit_noll(cfg)
     if output is not None and rows:
         mode = cfg.fit.L0_mode if fit_l0 is None else ("fit" if fit_l0 else "fixed")

@@ -12,7 +12,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, for_each_input, log, progress
+from dancekit.commands.execution import map_inputs
+from dancekit.commands.runtime import cli_command, log, progress
 from dancekit.errors import InputError, ParameterError
 from dancekit.io.video import VideoInput
 
@@ -46,6 +47,7 @@ def infer_tiles(
     overrides: opt.Set = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Infer a sharp image from a short-exposure video with the residual U-Net, tile by tile.
 
@@ -88,12 +90,12 @@ def infer_tiles(
     )
     run = dict(cfg=cfg, cfg_hash=config_hash(cfg), loaded=loaded, settings=settings,
                ignore_instrument=ignore_instrument, output=output, overwrite=overwrite)
-    summaries: list[dict] = []
     if len(sources) == 1 and sources[0].single_frames:
-        code = for_each_input([sources[0].name], lambda _: summaries.append(_infer_one(sources[0], output, run)))
+        ran = map_inputs([sources[0].name], lambda _: _infer_one(sources[0], output, run), scheduler, output=output)
     else:
         by_path = {s.name: s for s in sources}
-        code = for_each_input(inputs, lambda p: summaries.append(_infer_one(by_path[p], _target(p, output, len(inputs)), run)))
+        ran = map_inputs(inputs, lambda p: _infer_one(by_path[p], _target(p, output, len(inputs)), run), scheduler, output=output)
+    summaries, code = ran.results, ran.code
     if as_json:
         opt.print_json({"command": "infer-tiles", "model": loaded["name"], "model_sha256": loaded["sha256"],
                         "results": summaries, "failed": len(sources) - len(summaries)})

@@ -17,7 +17,8 @@ import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, for_each_input, log
+from dancekit.commands.execution import map_inputs
+from dancekit.commands.runtime import cli_command, log
 from dancekit.errors import InputError, ParameterError
 
 CARRIED_DARK_KEYS = ("TEMPERAT", "CCD-TEMP", "IMAGETYP", "DETECTOR", "GAIN", "RDNOISE")
@@ -44,6 +45,7 @@ def predict_dark(
     device: opt.Device = opt.DeviceChoice.auto,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Predict the dark (bias included) of the active area of raw frames, or subtract it.
 
@@ -94,9 +96,8 @@ def predict_dark(
         model_layout = frame_layout_from_mapping(checkpoint["layout"])
     elif name in ("median", "scaled"):
         master_layout, masters = read_master_darks(master)
-    summaries = []
 
-    def one(path: str) -> None:
+    def one(path: str) -> dict:
         target = output_for(path, output, len(inputs))
         check_output(target, overwrite)
         frame = read_raw_frame(path)
@@ -139,9 +140,10 @@ def predict_dark(
         log.info("%s: %s dark -> %s%s", path, name, target,
                  f" (RMSE {record['rmse_actual_adu']:.3f} ADU vs actual, {record['rmse_expected_adu']:.3f} vs noise-free)"
                  if "rmse_actual_adu" in record else "")
-        summaries.append(record)
+        return record
 
-    code = for_each_input(inputs, one)
+    ran = map_inputs(inputs, one, scheduler, output=output)
+    summaries, code = ran.results, ran.code
     if as_json:
         opt.print_json({"command": "predict-dark", "method": name, "results": summaries, "failed": len(inputs) - len(summaries)})
     return code

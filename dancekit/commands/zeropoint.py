@@ -12,6 +12,7 @@ import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
+from dancekit.commands.execution import map_inputs
 from dancekit.commands.runtime import cli_command, for_each_input, log, report_error
 from dancekit.commands.zeropoint_inputs import read_exposure, reference_catalogue_or_problem
 from dancekit.commands.zeropoint_learned import learned_cards, learned_correction, learned_model
@@ -81,6 +82,7 @@ def zeropoint(
     ignore_domain: Annotated[bool, typer.Option("--ignore-domain", help="Apply --model even outside its training domain (telemetry, magnitudes, colours, seeing, pixel scale, instrument); ZPMLDOM lists what is outside.")] = False,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Fit the photometric zero point of each image and write it into a copy of its header.
 
@@ -118,6 +120,8 @@ def zeropoint(
         raise ParameterError(f"match radius must be in (0, 3600) arcsec, got {radius}", source="--radius")
     if jobs < 1:
         raise ParameterError(f"--jobs must be >= 1, got {jobs}", source="--jobs")
+    if jobs > 1 and scheduler is not None:
+        raise ParameterError("give either --jobs (processes here) or --scheduler (Dask), not both", source="--jobs")
     if catalog == "-" and "-" in inputs:
         raise ParameterError("the catalogue and an image cannot both come from standard input", source="--catalog")
     if color is None and color_term not in (None, 0.0):
@@ -139,20 +143,21 @@ def zeropoint(
         ignore_domain=ignore_domain, catalogue_problem=catalogue_problem, stand_in_catalogue=stand_in,
     )
     if fit_extinction:
-        summaries, code = _night(inputs, settings)
+        summaries, code = _night(inputs, settings, scheduler)
     else:
-        summaries, code = _each(inputs, settings, jobs)
+        summaries, code = _each(inputs, settings, jobs, scheduler)
     if as_json:
         opt.print_json({"command": "zeropoint", "results": summaries, "failed": len(inputs) - len(summaries)})
     return code
 
 
-def _each(inputs, settings, jobs):
+def _each(inputs, settings, jobs, scheduler=None):
     """Calibrate and write every input on its own (k fixed)."""
     summaries = []
     if jobs == 1 or len(inputs) == 1 or "-" in inputs:
-        code = for_each_input(inputs, lambda path: summaries.append(_write(path, _calibrate(path, settings), settings)))
-        return summaries, code
+        ran = map_inputs(inputs, lambda path: _write(path, _calibrate(path, settings), settings), scheduler,
+                         output=settings.output)
+        return ran.results, ran.code
     failed = 0
     with ProcessPoolExecutor(max_workers=min(jobs, len(inputs))) as pool:
         for path, (summary, error) in zip(inputs, pool.map(_calibrate_and_write, inputs, [settings] * len(inputs))):
@@ -176,12 +181,12 @@ def _calibrate_and_write(path, settings):
         return None, str(exc.with_source(display_name(path)))
 
 
-def _night(inputs, settings):
+def _night(inputs, settings, scheduler=None):
     """--fit-extinction: match every exposure, fit one ZP and k over the night, write each."""
     from dancekit.photometry import calibrate_night
 
-    exposures = {}
-    code = for_each_input(inputs, lambda path: exposures.__setitem__(path, _calibrate(path, settings)))
+    ran = map_inputs(inputs, lambda path: (path, _calibrate(path, settings)), scheduler)
+    exposures, code = dict(ran.results), ran.code
     if len(exposures) < 2:
         report_error(f"--fit-extinction: only {len(exposures)} exposure(s) calibrated; need at least 2")
         return [], 2

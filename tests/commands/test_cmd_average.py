@@ -2,6 +2,7 @@
 clear outcome for many inputs (the CLI contract's other cases are in tests/cli)."""
 
 import numpy as np
+import pytest
 from astropy.io import fits
 
 from tests.conftest import make_wcs
@@ -48,3 +49,27 @@ def test_many_cubes_to_one_file_is_one_error_and_nothing_written(cli, tmp_path):
     assert result.returncode == 2 and len(lines) == 1, lines
     assert lines[0] == f"error: {out}: with 4 inputs, -o must be an existing folder"
     assert not out.exists()
+
+
+def test_lucky_keeps_the_sharpest_frames_registered_on_the_brightest_star(cli, tmp_path):
+    from scipy import ndimage
+
+    sharp = np.zeros((40, 40))
+    sharp[20, 18], sharp[8, 30] = 20000.0, 3000.0
+    blurs = [3.0, 2.5, 0.8, 3.5, 2.8, 3.2, 2.0, 3.0, 2.6, 3.1]                 # frame 2 is the lucky one
+    frames = np.array([np.roll(ndimage.gaussian_filter(sharp, b), (k % 3 - 1, 1 - k % 2), axis=(0, 1)) + 50.0
+                       for k, b in enumerate(blurs)])
+    video = tmp_path / "video.fits"
+    fits.PrimaryHDU(frames.astype(np.float32)).writeto(video)
+    out = tmp_path / "lucky.fits"
+    result = cli("average", video, "--lucky", "0.1", "-o", out)
+    assert result.returncode == 0, result.stderr.decode()
+    header = fits.getheader(out)
+    assert header["NCOMBINE"] == 1 and header["LUCKYFRC"] == 0.1
+    image = fits.getdata(out)
+    assert np.nanmax(image) == pytest.approx(frames[2].max(), rel=1e-5)   # the sharpest frame, not the mean
+    assert np.nanmax(image) > 3 * frames.mean(axis=0).max()
+    assert header["LUCKYREF"] == "{1},{0}".format(*np.unravel_index(np.argmax(frames.mean(axis=0)), (40, 40)))
+    bad = cli("average", video, "--lucky", "1.5", "-o", tmp_path / "bad.fits")
+    assert bad.returncode == 2 and "the lucky fraction must be in (0, 1], got 1.5" in bad.stderr.decode()
+    assert not (tmp_path / "bad.fits").exists()
