@@ -70,6 +70,13 @@ class TurbulenceFit:
     mode_noise: np.ndarray  # (K,) its noise variance [rad^2]
     mode_remaining: np.ndarray  # (K,) remaining error at the solution [rad^2]
     mode_model: np.ndarray  # (K,) von Kármán variance at the solution [rad^2]
+    r0_err_model: float  # [m] systematic: the remaining-error model's uncertainty (0 unless asked)
+    r0_err_outer_scale: float  # [m] systematic: the fixed L0's uncertainty (0 when fitted or not asked)
+
+    @property
+    def r0_err_total(self) -> float:
+        """Monte-Carlo and systematic uncertainties of r0 in quadrature [m] (nan without Monte Carlo)."""
+        return float(np.sqrt(self.r0_err ** 2 + self.r0_err_model ** 2 + self.r0_err_outer_scale ** 2))
 
 
 def _order_weights(y, order_id, n_orders, floor):
@@ -197,7 +204,8 @@ def fit_modal_variances(variances, noise_variance, *, noll, fit_noll=tuple(range
                         outer_scale: float | None = None, outer_scale_bounds=(1.0, 1e4),
                         correct_remaining: bool = True, min_iterations: int = 2,
                         max_iterations: int = 20, tol: float = 1e-5, sigma_floor: float = 0.02,
-                        n_monte_carlo: int = 1000, mc_deviations=None, seed=None) -> TurbulenceFit:
+                        n_monte_carlo: int = 1000, mc_deviations=None, seed=None,
+                        remaining_error_uncertainty: float = 0.0, outer_scale_spread: float = 0.0) -> TurbulenceFit:
     """Fit r0 [m] (and L0 [m]) to reconstructed modal variances [rad^2 at 500 nm].
 
     ``variances`` and ``noise_variance`` (K,) belong to the reconstructed Noll modes ``noll``;
@@ -206,10 +214,20 @@ def fit_modal_variances(variances, noise_variance, *, noll, fit_noll=tuple(range
     ``outer_scale_bounds`` [m]. ``mc_deviations`` (B, F): jackknife deviations of the noise-
     corrected variances of ``fit_noll`` (:mod:`dancekit.ao.uncertainty`) to draw the Monte Carlo
     from; None draws per radial order (eq. 21). ``seed`` (int or Generator) drives the Monte Carlo.
+
+    Systematic uncertainties (:func:`_systematics`), reported apart and in ``r0_err_total``:
+    ``remaining_error_uncertainty`` u, a fraction: the remaining error of every fitted mode is wrong
+    by up to u times its own size (the cross-talk model stands in for the sensor's), and
+    ``r0_err_model`` is half the r0 difference between refits with all |h_i| raised and all lowered
+    by u; ``outer_scale_spread`` sigma [natural log] of a fixed L0: ``r0_err_outer_scale`` is half
+    the r0 difference between refits at L0 exp(+-sigma).
     """
     noll, var, noise, fit_noll, higher_noll, cross_talk = _validate(
         variances, noise_variance, noll, fit_noll, diameter, cross_talk, higher_noll, outer_scale,
         outer_scale_bounds, min_iterations, max_iterations, n_monte_carlo)
+    if not (remaining_error_uncertainty >= 0 and outer_scale_spread >= 0):
+        raise ParameterError(f"remaining_error_uncertainty and outer_scale_spread must be >= 0, got "
+                             f"{remaining_error_uncertainty!r}, {outer_scale_spread!r}")
     if mc_deviations is not None and np.shape(mc_deviations)[1:] != (len(fit_noll),):
         raise ParameterError(f"mc_deviations must be (blocks, {len(fit_noll)}), got {np.shape(mc_deviations)}")
 
@@ -241,6 +259,11 @@ def fit_modal_variances(variances, noise_variance, *, noll, fit_noll=tuple(range
         l0 = float(np.exp(u[0])) if flag == "fitted" else np.nan
 
     mc = _monte_carlo(raw, w, order_id, n_orders, model, fixed, opts, int(n_monte_carlo), mc_deviations, seed, diameter)
+    shift = float(remaining_error_uncertainty) * s[0] * np.abs(h) if correct_remaining and cross_talk is not None \
+        else np.zeros_like(h)
+    spread = float(outer_scale_spread) if fixed is not None and np.isfinite(outer_scale) else 0.0
+    err_model, err_l0 = _systematics(raw, w[0], order_id, n_orders, model, fixed, opts, shift,
+                                     (outer_scale, spread, diameter, fit_noll, noll, higher_noll, cross_talk))
     l0_model = float(outer_scale) if fixed is not None else float(np.exp(u[0]))
     g_all, h_all = model_at(l0_model, diameter, noll, noll, higher_noll, cross_talk if correct_remaining else None)
     return TurbulenceFit(
@@ -254,7 +277,26 @@ def fit_modal_variances(variances, noise_variance, *, noll, fit_noll=tuple(range
         outer_scale_bound_fraction=mc["L0_bound_fraction"] if fixed is None else np.nan,
         outer_scale_samples=mc["L0_samples"] if fixed is None else np.zeros(0),
         mc_spread="orders" if mc_deviations is None else "blocks", noll=tuple(noll), mode_variance=var.copy(),
-        mode_noise=noise.copy(), mode_remaining=s[0] * h_all, mode_model=s[0] * g_all)
+        mode_noise=noise.copy(), mode_remaining=s[0] * h_all, mode_model=s[0] * g_all,
+        r0_err_model=err_model, r0_err_outer_scale=err_l0)
+
+
+def _systematics(raw, weights, order_id, n_orders, model, fixed, opts, shift, l0_args) -> tuple[float, float]:
+    """(r0_err_model, r0_err_outer_scale) [m]: half the r0 differences between refits with the
+    remaining error of every fitted mode moved by ``shift`` (F,) [rad^2] one way and the other (all
+    modes alike: a sensor model's error grows with the radial order, as the aliasing does), and at
+    L0 exp(+-spread); weighted as the data's own fit, so the change propagates as it was weighted."""
+    outer_scale, spread, diameter, fit_noll, noll, higher_noll, cross_talk = l0_args
+
+    def half_difference(rows, models):
+        s = np.array([_iterate(row[None], order_id, n_orders, m, f, opts, weights)[0][0] for row, (m, f) in zip(rows, models)])
+        return float(abs(np.diff(diameter * s ** (-0.6))[0]) / 2.0) if np.all(s > 0) else np.inf
+
+    err_model = half_difference(raw + np.stack([shift, -shift]), [(model, fixed)] * 2) if np.any(shift > 0) else 0.0
+    err_l0 = half_difference([raw[0]] * 2, [(None, model_at(outer_scale * np.exp(k * spread), diameter, fit_noll, noll,
+                                                                higher_noll, cross_talk)) for k in (1, -1)]) \
+        if spread > 0 else 0.0
+    return err_model, err_l0
 
 
 def _monte_carlo(raw, w, order_id, n_orders, model, fixed, opts, n_draws, deviations, seed, diameter) -> dict:

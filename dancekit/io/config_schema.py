@@ -173,7 +173,7 @@ class R0Fit:
     min_iterations: int
     max_iterations: int
     tolerance: float  # relative change of r0 that ends the iteration
-    fit_L0: bool  # fit L0 (in log) or keep it at reference.L0
+    L0_mode: str  # 'fit' (ln L0 within L0_min..L0_max), 'fixed' (reference.L0), 'auto' (fit with the sensor's own matrix)
     L0_min: float  # m
     L0_max: float  # m
     sigma_floor: float  # floor of the per-radial-order sigma, as a fraction of that order's mean variance
@@ -181,6 +181,7 @@ class R0Fit:
     noise_degree: int  # degree in tau^2 of the polynomial fitted to those lags (< noise_lags)
     mc_draws: int  # Monte-Carlo draws for the statistical uncertainty
     seeing_wavelength: float  # m, wavelength of the reported seeing
+    sensor_model_error: float  # fraction of each mode's remaining error by which the built-in sensor model may be wrong
 
     def __post_init__(self):
         _require(1 <= self.min_iterations <= self.max_iterations,
@@ -189,13 +190,20 @@ class R0Fit:
         _require(0 <= self.noise_degree < self.noise_lags,
                  f"fit.noise_degree must be in [0, noise_lags - 1], got {self.noise_degree} with noise_lags {self.noise_lags}")
         _require(self.mc_draws == 0 or self.mc_draws >= 2, f"fit.mc_draws must be 0 or >= 2, got {self.mc_draws}")
+        _require(self.L0_mode in ("auto", "fit", "fixed"), f"fit.L0_mode must be 'auto', 'fit' or 'fixed', got '{self.L0_mode}'")
+        _require(0 <= self.sensor_model_error < 1, f"fit.sensor_model_error must be in [0, 1), got {self.sensor_model_error}")
 
 
 @dataclass(frozen=True)
 class Reference:
     r0: float  # m at 500 nm, Paranal median
     L0: float  # m, Paranal median
+    L0_spread: float  # natural-log standard deviation of the site's L0 about L0, propagated when L0 is held
     n_layers: int
+
+    def __post_init__(self):
+        _require(self.L0 > 0, f"reference.L0 must be > 0 m, got {self.L0}")
+        _require(self.L0_spread >= 0, f"reference.L0_spread must be >= 0, got {self.L0_spread}")
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,11 @@ def test_recovers_r0_from_simulated_aot_and_modal_files(cli, files, tmp_path):
     assert list(table["LOOP"]) == ["closed", "open", "modal"]
     assert np.allclose(table["R0"], R0, rtol=0.03)  # 20 s series: ~1 % scatter per file
     assert np.all(table["SIM_R0"] == R0)
-    # Monte-Carlo uncertainty: present, and of the size of the file-to-file scatter (~1 %)
-    assert np.all((table["R0_ERR"] > 0.002 * R0) & (table["R0_ERR"] < 0.03 * R0))
+    # Monte-Carlo uncertainty: present, and of the size of the file-to-file scatter (~1 %); with the
+    # built-in sensor model and L0 held, both systematic terms join it in quadrature
+    assert np.all((table["R0_ERR_MC"] > 0.002 * R0) & (table["R0_ERR_MC"] < 0.03 * R0))
+    assert np.all((table["R0_ERR_SYS"] > 0.005 * R0) & (table["R0_ERR_L0"] > 0.005 * R0))
+    assert np.allclose(table["R0_ERR"], np.sqrt(table["R0_ERR_MC"] ** 2 + table["R0_ERR_SYS"] ** 2 + table["R0_ERR_L0"] ** 2))
     # seeing at zenith = 0.9759 lambda / r0 (airmass 1 written by simulate-telemetry)
     assert np.allclose(table["SEEING"], 0.9759 * 500e-9 / table["R0"] * 206264.806, rtol=1e-6)
     assert np.allclose(table["SEEING_ERR"] / table["SEEING"], table["R0_ERR"] / table["R0"])
@@ -64,7 +67,8 @@ def test_recovers_r0_from_simulated_aot_and_modal_files(cli, files, tmp_path):
     assert np.all(table["ITERATIONS"] >= 2) and np.all(table["CONVERGED"])
     header = fits.getheader(out, 1)
     assert header["DKSEED"] == 5 and "DKCFGH" in header and header["FITNOLL"] == "4-15"
-    assert "fit-r0" in str(header["HISTORY"]) and header["L0FIX"] == 25.0
+    assert "fit-r0" in str(header["HISTORY"]) and header["L0REF"] == 25.0
+    assert header["L0MODE"] == "auto" and header["SENSERR"] == 0.15 and header["L0SPRD"] == 0.5
     summary = json.loads(result.stdout)
     assert [row["r0"] for row in summary["results"]] == pytest.approx(list(table["R0"]), rel=1e-12)
     assert summary["results"][0]["L0"] is None and summary["failed"] == []
@@ -196,11 +200,19 @@ def test_fitted_l0_has_a_monte_carlo_error_and_a_bound_is_flagged(cli, files):
     assert result.returncode == 0, result.stderr.decode()
     row = json.loads(result.stdout)["results"][0]
     assert row["L0_flag"] == "fitted" and row["L0_lo"] < row["L0"] < row["L0_hi"] and row["L0_err"] > 0
+    # a fitted L0's spread is in the Monte Carlo (no R0_ERR_L0); the built-in model's error is not
+    assert row["r0_err_L0"] == 0 and row["r0_err_sys"] > 0 and row["r0_err"] > row["r0_err_mc"]
     bounded = cli("fit-r0", files["open"], "--fit-L0", "--set", "fit.L0_max=5", "--mc", "50", "--seed", "2", "--json")
     row = json.loads(bounded.stdout)["results"][0]  # true L0 = 25 m: the fit runs into the 5 m bound
     assert row["L0_flag"] == "upper_bound" and row["L0"] is None and "L0_upper_bound" in row["flags"].split(",")
     fixed = json.loads(cli("fit-r0", files["open"], *FIT, "--mc", "50", "--json").stdout)["results"][0]
     assert fixed["L0_flag"] == "fixed" and fixed["L0_err"] is None and fixed["L0_lo"] is None
+    # by default (fit.L0_mode auto) the built-in sensor model holds L0 at reference.L0, its spread in r0_err
+    assert "L0_fixed" in fixed["flags"].split(",") and fixed["r0_err_L0"] > 0.005 * R0
+    unspread = json.loads(cli("fit-r0", files["open"], *FIT, "--set", "reference.L0_spread=0", "--set",
+                              "fit.sensor_model_error=0", "--mc", "50", "--json").stdout)["results"][0]
+    assert unspread["r0_err_L0"] == 0 and unspread["r0_err_sys"] == 0 and unspread["r0_err"] == unspread["r0_err_mc"]
+    assert unspread["r0"] == fixed["r0"]  # the systematic terms widen r0_err, never move r0
 
 
 def test_every_control_loop_is_a_named_row_and_a_bad_loop_fails_alone(cli, files, tmp_path):
