@@ -44,16 +44,16 @@ figures: install  ## figures and tables of the papers, rebuilt from scripts/
 	@mkdir -p figures
 	@for s in scripts/figure_*.py; do [ -e "$$s" ] || continue; echo "== $$s"; $(BIN)/python $$s figures || exit 1; done
 
-UNET_VIDEOS ?= 480
-UNET_STEPS  ?= 10000
+UNET_VIDEOS ?= 207
+UNET_STEPS  ?= 3000
 weights: install  ## retrain the bundled default models (the exact commands; see dancekit/weights/README.md)
-	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-data $(UNET_VIDEOS) 1000
-	$(BIN)/dancekit train-unet weights-data --context 32 --tile 64 --steps $(UNET_STEPS) --batch 8 \
-	  --patience 20 --val-fraction 0.1 --seed 1 -o weights-data/c2pu_training.pt --overwrite
+	DANCEKIT=$(BIN)/dancekit $(BIN)/python scripts/make_unet_training_set.py weights-data $(UNET_VIDEOS) 10000 --jobs 2
+	$(BIN)/dancekit train-unet weights-data --context 32 --tile 128 --steps $(UNET_STEPS) --batch 4 --schedule cosine \
+	  --flux-weight 0.5 --val-fraction 0.1 --seed 1 -o weights-data/c2pu_training.pt --overwrite
 	$(BIN)/python scripts/deployable_checkpoint.py weights-data/c2pu_training.pt weights-data/c2pu_deployable.pt
-	# flux calibration E[e- | output] of the mean over 8 rotations/flips, on 16 held-out videos (other seeds)
-	DANCEKIT=$(BIN)/dancekit scripts/make_unet_training_set.sh weights-calibration 16 5000
-	$(BIN)/dancekit calibrate-unet weights-data/c2pu_deployable.pt weights-calibration --dihedral-mean \
+	# flux calibration E[e- | output] and the training domain, on 16 other videos of the mix
+	DANCEKIT=$(BIN)/dancekit $(BIN)/python scripts/make_unet_training_set.py weights-calibration 16 20000 --jobs 2
+	$(BIN)/dancekit calibrate-unet weights-data/c2pu_deployable.pt weights-calibration \
 	  -o dancekit/weights/c2pu_default.pt --overwrite
 	mkdir -p build/dark_demo
 	$(BIN)/dancekit simulate-dark --n 6 --temperature -25,-15,-10,-5 --seed 1 -o build/dark_demo/darks --overwrite

@@ -8,7 +8,10 @@ geometric or Fresnel, sky 18.5-21.5 mag/arcsec²) with ``numpy.random.default_rn
 whoever makes it and in whatever order. Existing videos are kept (the set can be grown or resumed).
 
 Usage: scripts/make_unet_training_set.py OUTDIR N_VIDEOS [FIRST_SEED] [--size 144] [--frames 40] [--jobs 2]
-The dancekit executable is $DANCEKIT (default: dancekit on the PATH).
+                                         [--scheduler local:N|tcp://HOST:PORT]
+The dancekit executable is $DANCEKIT (default: dancekit on the PATH). With --scheduler the videos are
+made by the workers of a Dask cluster (dancekit's execution layer, as `--scheduler` of the commands),
+one video per task, into OUTDIR on the shared filesystem; the set is the same whoever makes it.
 """
 
 from __future__ import annotations
@@ -52,13 +55,23 @@ def main() -> int:
     parser.add_argument("first_seed", type=int, nargs="?", default=10000)
     parser.add_argument("--size", type=int, default=144, help="frame side [px] (default 144: 128-px crops with room to move)")
     parser.add_argument("--frames", type=int, default=40, help="frames per video (default 40 = 7.6 s)")
-    parser.add_argument("--jobs", type=int, default=2, help="videos simulated at once")
+    parser.add_argument("--jobs", type=int, default=2, help="videos simulated at once (in this machine's threads)")
+    parser.add_argument("--scheduler", default=None, help="make the videos on a Dask cluster instead (local:N or tcp://HOST:PORT)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dancekit = os.environ.get("DANCEKIT", "dancekit")
     seeds = range(args.first_seed, args.first_seed + args.n)
     env = dict(os.environ, OMP_NUM_THREADS="1") if args.jobs > 1 else dict(os.environ)  # one core per video
+    if args.scheduler:
+        from dancekit.commands.execution import map_inputs
+
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        ran = map_inputs(list(seeds), lambda s: make_video(out, s, args.size, args.frames, dancekit, env),
+                         args.scheduler, names=[f"train_{s}.fits" for s in seeds], output=str(out))
+        for line in ran.results:
+            print(line, file=sys.stderr, flush=True)
+        return ran.code
     with ThreadPoolExecutor(args.jobs) as pool:
         for line in pool.map(lambda s: make_video(out, s, args.size, args.frames, dancekit, env), seeds):
             print(line, file=sys.stderr, flush=True)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -90,15 +92,18 @@ def main() -> int:
               f"raise --oversample", file=sys.stderr)
         return 2
     logging.disable(logging.INFO)  # torchmfbd logs every step at INFO on its own handler
-    image = deconvolve(cube, pixel_arcsec, args.wavelength, args.diameter, args.oversample, args.iterations, args.modes)
+    output = args.output.resolve()
+    with tempfile.TemporaryDirectory() as scratch:  # torchmfbd caches its KL basis in ./basis
+        os.chdir(scratch)
+        image = deconvolve(cube, pixel_arcsec, args.wavelength, args.diameter, args.oversample, args.iterations, args.modes)
     out = fits.PrimaryHDU(image.astype(np.float32), header=fits.Header([c for c in header.cards if c.keyword not in ("NAXIS3",)]))
     out.header["MFBD"] = ("torchmfbd", "multi-frame blind deconvolution")
     out.header["MFBDOVS"] = (args.oversample, "frames resampled this many times finer")
     out.header["MFBDITER"] = (args.iterations, "optimisation steps")
     out.header["MFBDSAMP"] = (round(psf_sampling(args.wavelength, args.diameter, pixel_arcsec), 3), "lambda/D in native pixels")
-    tmp = args.output.with_name(args.output.name + ".tmp")
+    tmp = output.with_name(output.name + ".tmp")
     out.writeto(tmp, overwrite=True)
-    tmp.replace(args.output)
+    tmp.replace(output)
     return 0
 
 

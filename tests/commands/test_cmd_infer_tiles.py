@@ -254,7 +254,7 @@ def test_ignore_instrument_runs_a_speckle_video_and_flags_the_lost_flux(cli, tmp
 
 
 def test_a_c2pu_video_lies_inside_the_bundled_models_domain_and_keeps_its_flux(cli, tmp_path):
-    """The training recipe of the bundled model (scripts/make_unet_training_set.sh), 32 frames."""
+    """A C2PU video like the calibration videos of the bundled model, 32 frames."""
     video, image = tmp_path / "v.fits", tmp_path / "i.fits"
     assert cli("simulate-video", "--frames", "32", "--size", "64", "--stars", "150", "--propagation", "geometric",
                "--set", "atmosphere.substeps=2", "--seed", "8", "-o", video).returncode == 0
