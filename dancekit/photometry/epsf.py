@@ -1,0 +1,203 @@
+"""The effective PSF of an image, built from its isolated stars, or taken from an array.
+
+The ePSF (Anderson & King 2000, PASP 112, 1360) is the PSF convolved with the pixel, sampled on
+a grid finer than the pixels; photutils' ``EPSFBuilder`` builds it iteratively from star cutouts
+(stack the normalised residuals, smooth, recentre, refit the stars' centres and fluxes). The
+stars are chosen here: the brightest detections with no comparable neighbour in their cutout,
+away from the edges and from masked pixels.
+
+Besides the PSF, the builder's refitted star centres say where the stars sit on *this* image
+relative to the positions they were given: with positions measured on another image (the sharp
+one of a dual-image catalogue), the median difference is the shift that registers them.
+
+Pixels: 0-based, (0, 0) the centre of the first pixel (sep's convention). The ePSF is normalised
+to unit flux over its grid (photutils: its data sum to the product of the oversampling factors).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from dancekit.errors import InputError
+
+OVERSAMPLING = 1  # ePSF samples per pixel: a seeing-limited stack (FWHM >~ 3 px) is well sampled
+MIN_PSF_STARS = 5  # fewer isolated stars cannot average out their neighbours and noise
+MAX_PSF_STARS = 60  # the brightest ones; each build iteration refits every star (~10 ms each)
+CONTAMINATION = 0.05  # a neighbour in the cutout brighter than this fraction of the star disqualifies it
+
+
+@dataclass(frozen=True)
+class EffectivePSF:
+    """An ePSF and what it was built from.
+
+    Attributes
+    ----------
+    psf : photutils ``ImagePSF``, unit flux.
+    n_stars : stars it was built from (0 for a PSF given as an array).
+    shift : (dx, dy) pixels, median refitted centre minus given position of those stars
+        (0, 0 for a given PSF).
+    fwhm : full width at half maximum, pixels (from the area above half the peak).
+    """
+
+    psf: object
+    n_stars: int
+    shift: tuple[float, float]
+    fwhm: float
+
+
+def psf_box(fwhm: float) -> int:
+    """Odd cutout size (pixels) holding a seeing-limited star and its wings: 4 FWHM + 1, 9-63 px."""
+    size = int(np.ceil(4.0 * fwhm))
+    return int(np.clip(size + 1 - size % 2, 9, 63))
+
+
+def image_fwhm(image, x, y, brightness, noise: float, *, box: int = 31, n_stars: int = 30,
+               min_peak_snr: float = 20.0) -> float:
+    """Median FWHM (pixels) of the ``n_stars`` brightest stars with no detection closer than
+    ``box``/2 and a peak above ``min_peak_snr`` × ``noise``: the diameter of the disc with the
+    area of the pixels above half the star's peak (robust to faint neighbours and to a background
+    error, unlike a half-light radius in a crowded field). NaN if no star qualifies.
+
+    Parameters
+    ----------
+    image : background-subtracted image. x, y : detections, pixels; brightness : their ranking.
+    noise : background rms per pixel, image units.
+    """
+    data = np.asarray(image, float)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    half = box // 2
+    index = np.flatnonzero(_inside(x, y, data.shape, half + 1) & (_nearest_distance(x, y) >= half))
+    index = index[np.argsort(np.asarray(brightness, float)[index])[::-1][:n_stars]]
+    widths = []
+    for i in index:
+        cx, cy = int(np.rint(x[i])), int(np.rint(y[i]))
+        cutout = data[cy - half:cy + half + 1, cx - half:cx + half + 1]
+        peak = cutout[half - 1:half + 2, half - 1:half + 2].max()
+        if np.isfinite(peak) and peak > min_peak_snr * noise:
+            widths.append(2.0 * np.sqrt(np.count_nonzero(cutout >= 0.5 * peak) / np.pi))
+    return float(np.median(widths)) if widths else float("nan")
+
+
+def choose_psf_stars(x, y, brightness, shape, box: int, *, allowed=None, min_separation: float = 0.0,
+                     disjoint: bool = False, max_stars: int = MAX_PSF_STARS) -> np.ndarray:
+    """Indices of stars to build the ePSF from, brightest first.
+
+    A star qualifies when its ``box``-pixel cutout lies inside the image, no other star in the
+    cutout is brighter than ``CONTAMINATION`` × its brightness, no star is closer than
+    ``min_separation`` pixels, and ``allowed`` (bool per star) is True. With ``disjoint`` the
+    chosen cutouts do not overlap (needed when each star's neighbours were subtracted from one
+    shared image that still holds the chosen stars themselves).
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    brightness = np.asarray(brightness, float)
+    ok = _inside(x, y, shape, box / 2 + 1) & np.isfinite(brightness) & (brightness > 0)
+    if allowed is not None:
+        ok &= np.asarray(allowed, bool)
+    if x.size > 1:
+        tree = cKDTree(np.column_stack([x, y]))
+        for i in np.flatnonzero(ok):
+            others = [j for j in tree.query_ball_point([x[i], y[i]], box / np.sqrt(2)) if j != i]
+            near = np.asarray(others, int)
+            in_box = near[(np.abs(x[near] - x[i]) <= box / 2) & (np.abs(y[near] - y[i]) <= box / 2)]
+            if (brightness[in_box] > CONTAMINATION * brightness[i]).any() or \
+                    (np.hypot(x[near] - x[i], y[near] - y[i]) < min_separation).any():
+                ok[i] = False
+    chosen: list[int] = []
+    for i in np.flatnonzero(ok)[np.argsort(brightness[ok])[::-1]]:
+        if disjoint and any(abs(x[i] - x[j]) < box and abs(y[i] - y[j]) < box for j in chosen):
+            continue
+        chosen.append(int(i))
+        if len(chosen) == max_stars:
+            break
+    return np.asarray(chosen, dtype=int)
+
+
+def build_epsf(image, x, y, box: int, *, oversampling: int = OVERSAMPLING, max_iterations: int = 10) -> EffectivePSF:
+    """Build the ePSF of ``image`` from the stars at (x, y) with photutils' ``EPSFBuilder``.
+
+    Parameters
+    ----------
+    image : background-subtracted image (neighbours of the stars subtracted, ideally).
+    x, y : the stars' positions, pixels (from ``choose_psf_stars``).
+    box : odd cutout size, pixels. oversampling : ePSF samples per pixel.
+
+    Raises
+    ------
+    InputError : fewer than ``MIN_PSF_STARS`` stars, or the builder failed.
+    """
+    from astropy.nddata import NDData
+    from astropy.table import Table
+    from photutils.psf import EPSFBuilder, extract_stars
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size < MIN_PSF_STARS:
+        raise InputError(f"cannot build a PSF: {x.size} isolated bright stars found, {MIN_PSF_STARS} needed "
+                         "(give one with --psf)")
+    data = np.where(np.isfinite(image), image, 0.0)
+    table = Table({"x": x, "y": y, "id": np.arange(x.size)})
+    builder = EPSFBuilder(oversampling=oversampling, maxiters=max_iterations, progress_bar=False,
+                          smoothing_kernel="quadratic" if oversampling <= 2 else "quartic")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # photutils warns per star about fits and convergence
+            stars = extract_stars(NDData(data), table, size=box)
+            if len(stars) < MIN_PSF_STARS:
+                raise InputError(f"cannot build a PSF: only {len(stars)} star cutouts fit in the image")
+            result = builder(stars)
+    except ValueError as exc:
+        raise InputError(f"cannot build a PSF from {x.size} stars ({exc})") from None
+    psf = result.epsf
+    if not np.isfinite(psf.data).all() or not psf.data.sum() > 0:
+        raise InputError(f"cannot build a PSF: the ePSF of {x.size} stars is not finite and positive")
+    good = result.fitted_stars.all_good_stars
+    if len(good) < MIN_PSF_STARS:
+        raise InputError(f"cannot build a PSF: {len(good)} of {x.size} stars could be fitted")
+    ids = np.array([s.id_label for s in good], int)
+    centres = np.array([s.center for s in good], float)
+    shift = (float(np.median(centres[:, 0] - x[ids])), float(np.median(centres[:, 1] - y[ids])))
+    return EffectivePSF(psf, len(good), shift, psf_fwhm(psf))
+
+
+def psf_from_array(data, oversampling: int = 1):
+    """A photutils ``ImagePSF`` from a PSF image (peak at its centre), normalised to unit flux.
+
+    Raises InputError for an array that is not 2-D, smaller than 4×4 samples, not finite, or
+    without positive total.
+    """
+    from photutils.psf import ImagePSF
+
+    data = np.asarray(data, dtype=float)
+    if data.ndim != 2:
+        raise InputError(f"the PSF must be a 2-D image, got shape {data.shape}")
+    if min(data.shape) < 4:
+        raise InputError(f"the PSF image is too small ({data.shape[0]}x{data.shape[1]}; at least 4x4 samples)")
+    if not np.isfinite(data).all():
+        raise InputError("the PSF image holds NaN or infinite values")
+    if not (isinstance(oversampling, (int, np.integer)) and oversampling >= 1):
+        raise InputError(f"the PSF oversampling must be an integer >= 1, got {oversampling!r}")
+    total = data.sum()
+    if not total > 0:
+        raise InputError("the PSF image does not have a positive total")
+    return ImagePSF(data * (oversampling**2 / total), oversampling=int(oversampling))
+
+
+def psf_fwhm(psf) -> float:
+    """FWHM (pixels) of an ``ImagePSF``: the diameter of the disc with the area above half the peak."""
+    over = np.prod(np.asarray(psf.oversampling, float))
+    area = np.count_nonzero(psf.data >= 0.5 * psf.data.max()) / over
+    return float(2.0 * np.sqrt(area / np.pi))
+
+
+def _inside(x, y, shape, margin):
+    return (x >= margin - 0.5) & (y >= margin - 0.5) & (x <= shape[1] - 0.5 - margin) & (y <= shape[0] - 0.5 - margin)
+
+
+def _nearest_distance(x, y):
+    if x.size < 2:
+        return np.full(x.size, np.inf)
+    distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
+    return distance[:, 1]
