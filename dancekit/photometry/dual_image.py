@@ -33,7 +33,7 @@ import sep
 
 from dancekit.errors import InputError, ParameterError
 from dancekit.metrics.detection import background_subtracted, detect_stars
-from dancekit.photometry.epsf import EffectivePSF, build_epsf, choose_psf_stars, image_fwhm, psf_box, psf_fwhm
+from dancekit.photometry.epsf import MIN_PSF_STARS, EffectivePSF, build_epsf, choose_psf_stars, image_fwhm, psf_box, psf_fwhm
 from dancekit.photometry.extraction import FLAG_BAD_FLUX, FLAG_BLENDED, FLAG_EDGE, FLAG_SATURATED
 from dancekit.photometry.psf_photometry import forced_fluxes, psf_stamps
 
@@ -47,7 +47,9 @@ CATALOGUE_FLAGS = {
     FLAG_FIT_FAILED: "fit failed: no usable pixel or a singular group",
 }
 
+DETECTION, MEASURE = "detection image", "measure image"  # error sources, named by the caller
 BACKGROUND_BOX = 64  # pixels, sep background mesh (as dancekit evaluate)
+PSF_STAR_CONTAMINATION = (0.05, 0.25, 1.0, np.inf)  # brightest neighbour in a PSF star's cutout / its flux
 MAX_REFINE_SHIFT = 1.0  # pixels: a windowed centroid that moves further is pulled by a neighbour
 
 
@@ -94,30 +96,39 @@ def dual_image_catalogue(sharp, measure, *, threshold: float = 5.0, min_area: in
 
     Raises
     ------
-    InputError : images of different shapes, no star detected, a PSF that cannot be built.
+    InputError : images of different shapes, no star detected, a PSF that cannot be built; its
+        ``source`` is ``DETECTION`` or ``MEASURE``, the image at fault.
     """
     sharp, measure = np.asarray(sharp, float), np.asarray(measure, float)
     if sharp.ndim != 2 or measure.ndim != 2:
-        raise InputError(f"both images must be 2-D, got {sharp.shape} and {measure.shape}")
+        raise InputError(f"both images must be 2-D, got {sharp.shape} and {measure.shape}", source=MEASURE)
     if sharp.shape != measure.shape:
         raise InputError(f"the detection image is {sharp.shape[0]}x{sharp.shape[1]} px but the measure image "
-                         f"is {measure.shape[0]}x{measure.shape[1]} px: they must share one pixel grid")
+                         f"is {measure.shape[0]}x{measure.shape[1]} px: they must share one pixel grid", source=MEASURE)
     if not threshold > 0:
         raise ParameterError(f"threshold must be > 0 (x rms), got {threshold}")
     if gain is not None and not (np.isfinite(gain) and gain > 0):
         raise ParameterError(f"gain must be a positive number, got {gain}")
     sharp_data, sharp_rms = background_subtracted(sharp, BACKGROUND_BOX)
     if not sharp_rms > 0:
-        raise InputError("the detection image has no noise to set a threshold on (constant background)")
+        raise InputError("the detection image has no noise to set a threshold on (constant background)",
+                         source=DETECTION)
     found = detect_stars(sharp_data, threshold * sharp_rms, min_area)
     if len(found) == 0:
-        raise InputError(f"no star found on the detection image above {threshold:g} x its background rms")
+        raise InputError(f"no star found on the detection image above {threshold:g} x its background rms",
+                         source=DETECTION)
     x, y = refine_positions(sharp_data, found.x, found.y, found.flux, sharp_rms)
-    data, rms_map, measure_rms = _background(measure)
+    try:
+        data, rms_map, measure_rms = _background(measure)
+    except InputError as exc:
+        raise exc.with_source(MEASURE)
     bad = ~np.isfinite(measure) | (measure >= saturation)
     variance = np.where(bad, np.inf, rms_map**2)
     if psf is None:
-        effective, first = _built_psf(data, variance, bad, x, y, found.flux, measure_rms)
+        try:
+            effective, first = _built_psf(data, variance, bad, x, y, found.flux, measure_rms)
+        except InputError as exc:
+            raise exc.with_source(MEASURE)
     else:
         effective = EffectivePSF(psf, 0, (0.0, 0.0), psf_fwhm(psf))
         first = None
@@ -172,11 +183,15 @@ def _built_psf(data, variance, bad, x, y, brightness, noise):
         raise InputError("cannot build a PSF: no isolated star to measure the seeing on (give one with --psf)")
     box = psf_box(fwhm)
     clean = ~_near_mask(bad, x, y, box / 2)
-    stars = choose_psf_stars(x, y, brightness, data.shape, box, allowed=clean)
+    for contamination in PSF_STAR_CONTAMINATION:  # the cleanest stars, if there are enough of them
+        stars = choose_psf_stars(x, y, brightness, data.shape, box, contamination=contamination, allowed=clean,
+                                 min_separation=fwhm, disjoint=True)
+        if stars.size >= 2 * MIN_PSF_STARS:
+            break
     first = build_epsf(data, x[stars], y[stars], box)
     fit = forced_fluxes(data, variance, first.psf, x, y, mask=bad, core_radius=first.fwhm)
     allowed = clean & fit.fitted & (fit.flux > 0)
-    stars = choose_psf_stars(x, y, fit.flux, data.shape, box, allowed=allowed, disjoint=True,
+    stars = choose_psf_stars(x, y, fit.flux, data.shape, box, contamination=1.0, allowed=allowed, disjoint=True,
                              min_separation=first.fwhm)
     if stars.size < first.n_stars // 2:
         return first, fit  # too few stars survive the stricter choice: keep the first PSF

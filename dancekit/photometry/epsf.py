@@ -27,7 +27,6 @@ from dancekit.errors import InputError
 OVERSAMPLING = 1  # ePSF samples per pixel: a seeing-limited stack (FWHM >~ 3 px) is well sampled
 MIN_PSF_STARS = 5  # fewer isolated stars cannot average out their neighbours and noise
 MAX_PSF_STARS = 60  # the brightest ones; each build iteration refits every star (~10 ms each)
-CONTAMINATION = 0.05  # a neighbour in the cutout brighter than this fraction of the star disqualifies it
 
 
 @dataclass(frozen=True)
@@ -55,39 +54,45 @@ def psf_box(fwhm: float) -> int:
     return int(np.clip(size + 1 - size % 2, 9, 63))
 
 
-def image_fwhm(image, x, y, brightness, noise: float, *, box: int = 31, n_stars: int = 30,
+def image_fwhm(image, x, y, brightness, noise: float, *, box: int = 25, n_stars: int = 30,
                min_peak_snr: float = 20.0) -> float:
-    """Median FWHM (pixels) of the ``n_stars`` brightest stars with no detection closer than
-    ``box``/2 and a peak above ``min_peak_snr`` × ``noise``: the diameter of the disc with the
-    area of the pixels above half the star's peak (robust to faint neighbours and to a background
-    error, unlike a half-light radius in a crowded field). NaN if no star qualifies.
+    """Median FWHM (pixels) of the ``n_stars`` brightest stars whose peak exceeds ``min_peak_snr``
+    × ``noise``: the diameter of the disc with the area of the connected pixels above half the
+    star's peak (robust to neighbours and to a background error, unlike a half-light radius in a
+    crowded field). NaN if no star qualifies.
 
     Parameters
     ----------
     image : background-subtracted image. x, y : detections, pixels; brightness : their ranking.
-    noise : background rms per pixel, image units.
+    noise : background rms per pixel, image units. box : odd cutout size, pixels.
     """
+    from scipy import ndimage
+
     data = np.asarray(image, float)
     x, y = np.asarray(x, float), np.asarray(y, float)
     half = box // 2
-    index = np.flatnonzero(_inside(x, y, data.shape, half + 1) & (_nearest_distance(x, y) >= half))
+    index = np.flatnonzero(_inside(x, y, data.shape, half + 1))
     index = index[np.argsort(np.asarray(brightness, float)[index])[::-1][:n_stars]]
     widths = []
     for i in index:
         cx, cy = int(np.rint(x[i])), int(np.rint(y[i]))
-        cutout = data[cy - half:cy + half + 1, cx - half:cx + half + 1]
-        peak = cutout[half - 1:half + 2, half - 1:half + 2].max()
-        if np.isfinite(peak) and peak > min_peak_snr * noise:
-            widths.append(2.0 * np.sqrt(np.count_nonzero(cutout >= 0.5 * peak) / np.pi))
+        cutout = np.nan_to_num(data[cy - half:cy + half + 1, cx - half:cx + half + 1])
+        centre = cutout[half - 1:half + 2, half - 1:half + 2]
+        peak = centre.max()
+        if not peak > min_peak_snr * noise:
+            continue
+        labels, _ = ndimage.label(cutout >= 0.5 * peak)
+        row, col = np.unravel_index(np.argmax(centre), centre.shape)
+        widths.append(2.0 * np.sqrt(np.count_nonzero(labels == labels[half - 1 + row, half - 1 + col]) / np.pi))
     return float(np.median(widths)) if widths else float("nan")
 
 
-def choose_psf_stars(x, y, brightness, shape, box: int, *, allowed=None, min_separation: float = 0.0,
-                     disjoint: bool = False, max_stars: int = MAX_PSF_STARS) -> np.ndarray:
+def choose_psf_stars(x, y, brightness, shape, box: int, *, contamination: float = np.inf, allowed=None,
+                     min_separation: float = 0.0, disjoint: bool = False, max_stars: int = MAX_PSF_STARS) -> np.ndarray:
     """Indices of stars to build the ePSF from, brightest first.
 
     A star qualifies when its ``box``-pixel cutout lies inside the image, no other star in the
-    cutout is brighter than ``CONTAMINATION`` × its brightness, no star is closer than
+    cutout is brighter than ``contamination`` × its brightness, no star is closer than
     ``min_separation`` pixels, and ``allowed`` (bool per star) is True. With ``disjoint`` the
     chosen cutouts do not overlap (needed when each star's neighbours were subtracted from one
     shared image that still holds the chosen stars themselves).
@@ -103,7 +108,7 @@ def choose_psf_stars(x, y, brightness, shape, box: int, *, allowed=None, min_sep
             others = [j for j in tree.query_ball_point([x[i], y[i]], box / np.sqrt(2)) if j != i]
             near = np.asarray(others, int)
             in_box = near[(np.abs(x[near] - x[i]) <= box / 2) & (np.abs(y[near] - y[i]) <= box / 2)]
-            if (brightness[in_box] > CONTAMINATION * brightness[i]).any() or \
+            if (brightness[in_box] > contamination * brightness[i]).any() or \
                     (np.hypot(x[near] - x[i], y[near] - y[i]) < min_separation).any():
                 ok[i] = False
     chosen: list[int] = []
@@ -119,10 +124,14 @@ def choose_psf_stars(x, y, brightness, shape, box: int, *, allowed=None, min_sep
 def build_epsf(image, x, y, box: int, *, oversampling: int = OVERSAMPLING, max_iterations: int = 10) -> EffectivePSF:
     """Build the ePSF of ``image`` from the stars at (x, y) with photutils' ``EPSFBuilder``.
 
+    Each cutout's local sky, the median of an annulus just outside it, is subtracted first: a
+    background error left under a star would become a pedestal of the ePSF, which a later fit
+    could not tell from the sky.
+
     Parameters
     ----------
     image : background-subtracted image (neighbours of the stars subtracted, ideally).
-    x, y : the stars' positions, pixels (from ``choose_psf_stars``).
+    x, y : the stars' positions, pixels (from ``choose_psf_stars``, with disjoint cutouts).
     box : odd cutout size, pixels. oversampling : ePSF samples per pixel.
 
     Raises
@@ -137,10 +146,10 @@ def build_epsf(image, x, y, box: int, *, oversampling: int = OVERSAMPLING, max_i
     if x.size < MIN_PSF_STARS:
         raise InputError(f"cannot build a PSF: {x.size} isolated bright stars found, {MIN_PSF_STARS} needed "
                          "(give one with --psf)")
-    data = np.where(np.isfinite(image), image, 0.0)
+    data = _minus_local_sky(np.where(np.isfinite(image), image, 0.0), x, y, box)
     table = Table({"x": x, "y": y, "id": np.arange(x.size)})
     builder = EPSFBuilder(oversampling=oversampling, maxiters=max_iterations, progress_bar=False,
-                          smoothing_kernel="quadratic" if oversampling <= 2 else "quartic")
+                          smoothing_kernel=None if oversampling == 1 else "quadratic" if oversampling == 2 else "quartic")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # photutils warns per star about fits and convergence
@@ -160,6 +169,28 @@ def build_epsf(image, x, y, box: int, *, oversampling: int = OVERSAMPLING, max_i
     centres = np.array([s.center for s in good], float)
     shift = (float(np.median(centres[:, 0] - x[ids])), float(np.median(centres[:, 1] - y[ids])))
     return EffectivePSF(psf, len(good), shift, psf_fwhm(psf))
+
+
+def _minus_local_sky(data, x, y, box: int, width: float = 4.0):
+    """A copy of ``data`` with each star's ``box`` cutout lowered by its local sky: the median of
+    an annulus ``width`` pixels wide just outside the cutout (DAOPHOT's sky annulus, outside the
+    PSF so that the ePSF keeps its own wings)."""
+    out = np.array(data, dtype=float, copy=True)
+    half = box // 2
+    inner, outer = half + 1.0, half + 1.0 + width
+    reach = int(np.ceil(outer))
+    offsets = np.arange(-reach, reach + 1)
+    radius = np.hypot(offsets[None, :], offsets[:, None])
+    annulus = (radius >= inner) & (radius < outer)
+    height, width_px = data.shape
+    for cx, cy in zip(np.rint(x).astype(int), np.rint(y).astype(int)):
+        rows, cols = cy + offsets, cx + offsets
+        keep = annulus & ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width_px))[None, :]
+        sky = data[np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width_px - 1)[None, :]][keep]
+        sky = sky[np.isfinite(sky)]
+        if sky.size:
+            out[max(cy - half, 0):cy + half + 1, max(cx - half, 0):cx + half + 1] -= np.median(sky)
+    return out
 
 
 def psf_from_array(data, oversampling: int = 1):
