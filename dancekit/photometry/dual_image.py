@@ -50,6 +50,8 @@ CATALOGUE_FLAGS = {
 DETECTION, MEASURE = "detection image", "measure image"  # error sources, named by the caller
 BACKGROUND_BOX = 64  # pixels, sep background mesh (as dancekit evaluate)
 PSF_STAR_CONTAMINATION = (0.05, 0.25, 1.0, np.inf)  # brightest neighbour in a PSF star's cutout / its flux
+FIRST_BOX_PER_FWHM = 4.0  # the first ePSF: small cutouts, cleaner in a crowded field
+PSF_PASSES = 3  # ePSF builds: the first from the image, the others from the residual of a fit of all stars
 MAX_REFINE_SHIFT = 1.0  # pixels: a windowed centroid that moves further is pulled by a neighbour
 
 
@@ -176,28 +178,36 @@ def _background(image):
 
 
 def _built_psf(data, variance, bad, x, y, brightness, noise):
-    """ePSF from the isolated bright stars, then again after subtracting their neighbours and the
-    fitted background; returns it with the forced fit made with it."""
+    """ePSF from the bright stars with the cleanest cutouts (small, each one's sky from an
+    annulus), then again, larger, from the residual of a fit of every star and the background,
+    each PSF star's own light added back (DAOPHOT's iteration, ``PSF_PASSES`` times in all);
+    returns it with the forced fit made with it."""
     fwhm = image_fwhm(np.where(bad, 0.0, data), x, y, brightness, noise)
     if not np.isfinite(fwhm):
         raise InputError("cannot build a PSF: no isolated star to measure the seeing on (give one with --psf)")
-    box = psf_box(fwhm)
-    clean = ~_near_mask(bad, x, y, box / 2)
+    box = psf_box(fwhm, FIRST_BOX_PER_FWHM)
+    clean = ~_near_mask(bad, x, y, psf_box(fwhm) / 2)
     for contamination in PSF_STAR_CONTAMINATION:  # the cleanest stars, if there are enough of them
         stars = choose_psf_stars(x, y, brightness, data.shape, box, contamination=contamination, allowed=clean,
-                                 min_separation=fwhm, disjoint=True)
+                                 min_separation=fwhm)
         if stars.size >= 2 * MIN_PSF_STARS:
             break
-    first = build_epsf(data, x[stars], y[stars], box)
-    fit = forced_fluxes(data, variance, first.psf, x, y, mask=bad, core_radius=first.fwhm)
-    allowed = clean & fit.fitted & (fit.flux > 0)
-    stars = choose_psf_stars(x, y, fit.flux, data.shape, box, contamination=1.0, allowed=allowed, disjoint=True,
-                             min_separation=first.fwhm)
-    if stars.size < first.n_stars // 2:
-        return first, fit  # too few stars survive the stricter choice: keep the first PSF
-    own = (psf_stamps(first.psf, x[stars], y[stars], data.shape) @ fit.flux[stars]).reshape(data.shape)
-    second = build_epsf(data - fit.background - fit.model + own, x[stars], y[stars], box)
-    return second, forced_fluxes(data, variance, second.psf, x, y, mask=bad, core_radius=second.fwhm)
+    effective = build_epsf(data, x[stars], y[stars], box)
+    fit = forced_fluxes(data, variance, effective.psf, x, y, mask=bad, core_radius=effective.fwhm)
+    box = psf_box(effective.fwhm)
+    half = box // 2
+    for _ in range(PSF_PASSES - 1):
+        stars = choose_psf_stars(x, y, fit.flux, data.shape, box, contamination=1.0,
+                                 allowed=clean & fit.fitted & (fit.flux > 0), min_separation=effective.fwhm)
+        if stars.size < MIN_PSF_STARS:
+            break
+        own = [fit.flux[k] * psf_stamps(effective.psf, [x[k] - np.rint(x[k]) + half], [y[k] - np.rint(y[k]) + half],
+                                        (box, box)).toarray().reshape(box, box) for k in stars]
+        initial = effective.psf if effective.psf.data.shape == (box, box) else None
+        effective = build_epsf(data - fit.background - fit.model, x[stars], y[stars], box, own=np.array(own),
+                               initial=initial, max_iterations=10 if initial is None else 4)
+        fit = forced_fluxes(data, variance, effective.psf, x, y, mask=bad, core_radius=effective.fwhm)
+    return effective, fit
 
 
 def _noise_variance(data, fit, rms_map, bad, gain):

@@ -25,8 +25,9 @@ from scipy.spatial import cKDTree
 from dancekit.errors import InputError
 
 OVERSAMPLING = 1  # ePSF samples per pixel: a seeing-limited stack (FWHM >~ 3 px) is well sampled
+BOX_PER_FWHM = 5.0  # ePSF size / FWHM
 MIN_PSF_STARS = 5  # fewer isolated stars cannot average out their neighbours and noise
-MAX_PSF_STARS = 60  # the brightest ones; each build iteration refits every star (~10 ms each)
+MAX_PSF_STARS = 40  # the brightest ones; each build iteration refits every star (~20 ms each)
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,12 @@ class EffectivePSF:
     fwhm: float
 
 
-def psf_box(fwhm: float) -> int:
-    """Odd cutout size (pixels) holding a seeing-limited star and its wings: 4 FWHM + 1, 9-63 px."""
-    size = int(np.ceil(4.0 * fwhm))
-    return int(np.clip(size + 1 - size % 2, 9, 63))
+def psf_box(fwhm: float, per_fwhm: float = BOX_PER_FWHM) -> int:
+    """Odd cutout size (pixels) of ``per_fwhm`` FWHM + 1, 9-81 px. The default, 8 FWHM, holds a
+    seeing-limited star with its wings (a β = 3 Moffat leaves 0.3 % of its light outside): light
+    beyond the PSF is fitted as background, too high near bright stars and too low elsewhere."""
+    size = int(np.ceil(per_fwhm * fwhm))
+    return int(np.clip(size + 1 - size % 2, 9, 81))
 
 
 def image_fwhm(image, x, y, brightness, noise: float, *, box: int = 25, n_stars: int = 30,
@@ -121,76 +124,80 @@ def choose_psf_stars(x, y, brightness, shape, box: int, *, contamination: float 
     return np.asarray(chosen, dtype=int)
 
 
-def build_epsf(image, x, y, box: int, *, oversampling: int = OVERSAMPLING, max_iterations: int = 10) -> EffectivePSF:
+def build_epsf(image, x, y, box: int, *, own=None, local_sky: bool = True, initial=None,
+               oversampling: int = OVERSAMPLING, max_iterations: int = 10) -> EffectivePSF:
     """Build the ePSF of ``image`` from the stars at (x, y) with photutils' ``EPSFBuilder``.
-
-    Each cutout's local sky, the median of an annulus just outside it, is subtracted first: a
-    background error left under a star would become a pedestal of the ePSF, which a later fit
-    could not tell from the sky.
 
     Parameters
     ----------
-    image : background-subtracted image (neighbours of the stars subtracted, ideally).
-    x, y : the stars' positions, pixels (from ``choose_psf_stars``, with disjoint cutouts).
-    box : odd cutout size, pixels. oversampling : ePSF samples per pixel.
+    image : background-subtracted image, or the residual of a fit of every star.
+    x, y : the stars' positions, pixels (from ``choose_psf_stars``).
+    box : odd cutout size, pixels; stars whose cutout leaves the image are skipped.
+    own : (N, box, box) light of each star in its cutout, added back to a residual image.
+    local_sky : subtract from each cutout the median of an annulus just outside it: a background
+        error left under a star would become a pedestal of the ePSF, which a later fit could not
+        tell from the sky.
+    initial : an ePSF of the same box to start from (photutils ``ImagePSF``), or None.
+    oversampling : ePSF samples per pixel. max_iterations : of the builder.
 
     Raises
     ------
-    InputError : fewer than ``MIN_PSF_STARS`` stars, or the builder failed.
+    InputError : fewer than ``MIN_PSF_STARS`` usable stars, or the builder failed.
     """
-    from astropy.nddata import NDData
-    from astropy.table import Table
-    from photutils.psf import EPSFBuilder, extract_stars
+    from photutils.psf import EPSFBuilder, EPSFStar, EPSFStars
 
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.size < MIN_PSF_STARS:
         raise InputError(f"cannot build a PSF: {x.size} isolated bright stars found, {MIN_PSF_STARS} needed "
                          "(give one with --psf)")
-    data = _minus_local_sky(np.where(np.isfinite(image), image, 0.0), x, y, box)
-    table = Table({"x": x, "y": y, "id": np.arange(x.size)})
+    data = np.where(np.isfinite(image), image, 0.0)
+    sky = _local_sky(data, x, y, box) if local_sky else np.zeros(x.size)
+    half = box // 2
+    stars = []
+    for k, (cx, cy) in enumerate(zip(np.rint(x).astype(int), np.rint(y).astype(int))):
+        if cx - half < 0 or cy - half < 0 or cx + half >= data.shape[1] or cy + half >= data.shape[0]:
+            continue
+        cutout = data[cy - half:cy + half + 1, cx - half:cx + half + 1] + (own[k] if own is not None else 0.0) - sky[k]
+        stars.append(EPSFStar(cutout, cutout_center=(x[k] - cx + half, y[k] - cy + half),
+                              origin=(cx - half, cy - half), id_label=k))
+    if len(stars) < MIN_PSF_STARS:
+        raise InputError(f"cannot build a PSF: only {len(stars)} star cutouts fit in the image, {MIN_PSF_STARS} needed")
     builder = EPSFBuilder(oversampling=oversampling, maxiters=max_iterations, progress_bar=False,
                           smoothing_kernel=None if oversampling == 1 else "quadratic" if oversampling == 2 else "quartic")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # photutils warns per star about fits and convergence
-            stars = extract_stars(NDData(data), table, size=box)
-            if len(stars) < MIN_PSF_STARS:
-                raise InputError(f"cannot build a PSF: only {len(stars)} star cutouts fit in the image")
-            result = builder(stars)
+            result = builder.build_epsf(EPSFStars(stars), epsf=initial)
     except ValueError as exc:
-        raise InputError(f"cannot build a PSF from {x.size} stars ({exc})") from None
+        raise InputError(f"cannot build a PSF from {len(stars)} stars ({exc})") from None
     psf = result.epsf
     if not np.isfinite(psf.data).all() or not psf.data.sum() > 0:
-        raise InputError(f"cannot build a PSF: the ePSF of {x.size} stars is not finite and positive")
+        raise InputError(f"cannot build a PSF: the ePSF of {len(stars)} stars is not finite and positive")
     good = result.fitted_stars.all_good_stars
     if len(good) < MIN_PSF_STARS:
-        raise InputError(f"cannot build a PSF: {len(good)} of {x.size} stars could be fitted")
+        raise InputError(f"cannot build a PSF: {len(good)} of {len(stars)} stars could be fitted")
     ids = np.array([s.id_label for s in good], int)
     centres = np.array([s.center for s in good], float)
     shift = (float(np.median(centres[:, 0] - x[ids])), float(np.median(centres[:, 1] - y[ids])))
     return EffectivePSF(psf, len(good), shift, psf_fwhm(psf))
 
 
-def _minus_local_sky(data, x, y, box: int, width: float = 4.0):
-    """A copy of ``data`` with each star's ``box`` cutout lowered by its local sky: the median of
-    an annulus ``width`` pixels wide just outside the cutout (DAOPHOT's sky annulus, outside the
-    PSF so that the ePSF keeps its own wings)."""
-    out = np.array(data, dtype=float, copy=True)
+def _local_sky(data, x, y, box: int, width: float = 4.0) -> np.ndarray:
+    """Each star's local sky: the median of an annulus ``width`` pixels wide just outside its
+    ``box`` cutout (DAOPHOT's sky annulus, outside the PSF so that the ePSF keeps its wings)."""
     half = box // 2
     inner, outer = half + 1.0, half + 1.0 + width
     reach = int(np.ceil(outer))
     offsets = np.arange(-reach, reach + 1)
-    radius = np.hypot(offsets[None, :], offsets[:, None])
-    annulus = (radius >= inner) & (radius < outer)
+    annulus = (np.hypot(offsets[None, :], offsets[:, None]) >= inner) & (np.hypot(offsets[None, :], offsets[:, None]) < outer)
     height, width_px = data.shape
-    for cx, cy in zip(np.rint(x).astype(int), np.rint(y).astype(int)):
+    sky = np.zeros(np.size(x))
+    for k, (cx, cy) in enumerate(zip(np.rint(x).astype(int), np.rint(y).astype(int))):
         rows, cols = cy + offsets, cx + offsets
         keep = annulus & ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width_px))[None, :]
-        sky = data[np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width_px - 1)[None, :]][keep]
-        sky = sky[np.isfinite(sky)]
-        if sky.size:
-            out[max(cy - half, 0):cy + half + 1, max(cx - half, 0):cx + half + 1] -= np.median(sky)
-    return out
+        values = data[np.clip(rows, 0, height - 1)[:, None], np.clip(cols, 0, width_px - 1)[None, :]][keep]
+        sky[k] = np.median(values) if values.size else 0.0
+    return sky
 
 
 def psf_from_array(data, oversampling: int = 1):

@@ -170,46 +170,37 @@ def _solve(stars, tents, weight, values):
 
     The normal matrix N = [[F, C], [Cᵀ, B]] (F stars × stars, B nodes × nodes) is solved by
     conjugate gradients preconditioned with its block-diagonal approximation: F's groups of
-    strongly coupled stars (``_groups``), each factorised exactly (Cholesky), and the background
-    through the Schur complement S = B − Cᵀ F̃⁻¹ C. The fluxes converge to the exact solution;
-    the errors are the diagonal of the preconditioner's inverse, diag F̃⁻¹ + diag(G S⁻¹ Gᵀ) with
-    G = F̃⁻¹ C, which leaves out only the couplings weaker than ``WEAK_COUPLING``.
+    strongly coupled stars (``_groups``), each inverted exactly, and the background through the
+    Schur complement S = B − Cᵀ F̃⁻¹ C. The fluxes converge to the exact solution; the errors are
+    the diagonal of the preconditioner's inverse, diag F̃⁻¹ + diag(G S⁻¹ Gᵀ) with G = F̃⁻¹ C,
+    which leaves out only the couplings weaker than ``WEAK_COUPLING``.
     """
     n = stars.shape[1]
     m = 0 if tents is None else tents.shape[1]
-    weighted = stars.multiply(weight[:, None]).tocsc()
+    weighted = _scale_rows(stars, weight)
     f_matrix = (stars.T @ weighted).tocsr()
     coupling = (weighted.T @ tents).toarray() if m else np.zeros((n, 0))  # C
-    b_matrix = (tents.T @ tents.multiply(weight[:, None])).toarray() if m else np.zeros((0, 0))
+    b_matrix = (tents.T @ _scale_rows(tents, weight)).toarray() if m else np.zeros((0, 0))
     rhs = np.concatenate([weighted.T @ values, (tents.T @ (weight * values)) if m else np.zeros(0)])
+    groups = _groups(f_matrix, np.flatnonzero(f_matrix.diagonal() > 0))
     group_size = np.ones(n, dtype=int)
-    usable = np.flatnonzero(f_matrix.diagonal() > 0)
-    factors, inverse_diagonal = [], np.full(n, np.nan)
-    g_matrix = np.zeros((n, m))
-    for index in _groups(f_matrix, usable):
+    for index in groups:
         group_size[index] = index.size
-        try:
-            factor = scipy.linalg.cho_factor(f_matrix[index][:, index].toarray(), lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            continue  # singular group (stars on top of each other): left NaN, flagged by the caller
-        factors.append((index, factor))
-        if m:
-            g_matrix[index] = scipy.linalg.cho_solve(factor, coupling[index], check_finite=False)
-        inverse_l = scipy.linalg.solve_triangular(factor[0], np.eye(index.size), lower=True, check_finite=False)
-        inverse_diagonal[index] = np.sum(inverse_l**2, axis=0)
-    ok = np.isfinite(inverse_diagonal)
+    inverse = _block_inverse(f_matrix, groups, n)  # F̃⁻¹, sparse block-diagonal
+    inverse_diagonal = inverse.diagonal()
+    ok = inverse_diagonal > 0
+    inverse_diagonal = np.where(ok, inverse_diagonal, np.nan)
+    g_matrix = inverse @ coupling if m else np.zeros((n, 0))
     schur_inverse = np.zeros((m, m))
     if m:
-        schur = b_matrix - coupling[ok].T @ g_matrix[ok]
+        schur = b_matrix - coupling.T @ g_matrix
         schur += np.eye(m) * 1e-12 * max(np.trace(schur) / m, 1e-300)  # nodes without pixels stay at 0
         schur_inverse = scipy.linalg.inv(schur)
 
     def precondition(r):
-        x = np.zeros(n)
-        for index, factor in factors:
-            x[index] = scipy.linalg.cho_solve(factor, r[index], check_finite=False)
-        b = schur_inverse @ (r[n:] - coupling[ok].T @ x[ok]) if m else np.zeros(0)
-        return np.concatenate([np.where(ok, x - g_matrix @ b, 0.0), b])
+        x = inverse @ r[:n]
+        b = schur_inverse @ (r[n:] - coupling.T @ x) if m else np.zeros(0)
+        return np.concatenate([x - g_matrix @ b, b])
 
     def normal(v):
         f, b = np.where(ok, v[:n], 0.0), v[n:]
@@ -217,12 +208,60 @@ def _solve(stars, tents, weight, values):
 
     operator = LinearOperator((n + m, n + m), matvec=normal, dtype=float)
     preconditioner = LinearOperator((n + m, n + m), matvec=precondition, dtype=float)
-    solution, _ = cg(operator, np.where(np.concatenate([ok, np.ones(m, bool)]), rhs, 0.0), x0=precondition(rhs),
-                     M=preconditioner, rtol=1e-10, atol=0.0, maxiter=200)
+    target = np.where(np.concatenate([ok, np.ones(m, bool)]), rhs, 0.0)
+    solution, _ = cg(operator, target, x0=precondition(target), M=preconditioner, rtol=1e-10, atol=0.0, maxiter=200)
     extra = np.einsum("ij,ij->i", g_matrix @ schur_inverse, g_matrix) if m else np.zeros(n)
     flux = np.where(ok, solution[:n], np.nan)
     error = np.where(ok, np.sqrt(inverse_diagonal + extra), np.nan)
     return flux, error, solution[n:], group_size
+
+
+def _scale_rows(matrix, factor):
+    """``diag(factor) @ matrix`` for a sparse matrix (one pass over its stored values)."""
+    scaled = sparse.csc_matrix(matrix, copy=True)
+    scaled.data *= factor[scaled.indices]
+    return scaled
+
+
+def _block_inverse(f_matrix, groups, n):
+    """The inverse of F's diagonal blocks (one per group) as a sparse block-diagonal matrix.
+
+    Groups of one size are inverted together (numpy's batched inverse); a singular block (stars
+    on top of each other) is left empty, so its stars get no flux.
+    """
+    rows, cols, values = [], [], []
+    by_size: dict[int, list[np.ndarray]] = {}
+    for index in groups:
+        by_size.setdefault(index.size, []).append(index)
+    for size, members in by_size.items():
+        members = np.array(members)  # (k, size)
+        blocks = np.stack([f_matrix[index][:, index].toarray() for index in members]) if size > 1 else \
+            f_matrix.diagonal()[members][:, :, None]
+        inverses, good = _inverse_spd(blocks)
+        members, inverses = members[good], inverses[good]
+        rows.append(np.repeat(members, size, axis=1).ravel())
+        cols.append(np.tile(members, (1, size)).ravel())
+        values.append(inverses.ravel())
+    if not values:
+        return sparse.csr_matrix((n, n))
+    return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+
+
+def _inverse_spd(blocks):
+    """Inverses of a stack of symmetric positive-definite matrices (k, s, s), and which were."""
+    try:
+        np.linalg.cholesky(blocks)
+        return np.linalg.inv(blocks), np.ones(len(blocks), dtype=bool)
+    except np.linalg.LinAlgError:
+        good = np.zeros(len(blocks), dtype=bool)
+        inverses = np.zeros_like(blocks)
+        for k, block in enumerate(blocks):
+            try:
+                np.linalg.cholesky(block)
+                inverses[k], good[k] = np.linalg.inv(block), True
+            except np.linalg.LinAlgError:
+                continue
+        return inverses, good
 
 
 def _groups(f_matrix, usable, floor: float = None, max_size: int = MAX_GROUP):
