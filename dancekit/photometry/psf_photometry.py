@@ -63,44 +63,57 @@ class ForcedFluxes:
     background: np.ndarray = field(repr=False)
 
 
-def psf_stamps(psf, x, y, shape: tuple[int, int]) -> sparse.csc_matrix:
+def psf_stamps(psf, x, y, shape: tuple[int, int], chunk: int = 2000) -> sparse.csc_matrix:
     """The design matrix A (H·W pixels × N stars): star i's PSF, unit flux, at (x_i, y_i).
+
+    Each star's stamp covers the ePSF's extent around its nearest pixel; the values are those of
+    photutils' ``ImagePSF`` (its cubic spline, zero beyond its grid), evaluated for all stars at
+    once through the spline's B-spline basis: stamp = B_y C B_xᵀ, with C the spline coefficients.
 
     Parameters
     ----------
     psf : photutils ``ImagePSF`` (its ``data`` sums to the product of its oversampling).
     x, y : star positions, pixels. shape : (H, W) of the image.
     """
+    from scipy.interpolate import BSpline
+
     x, y = np.asarray(x, float), np.asarray(y, float)
-    oversampling = np.asarray(psf.oversampling, float)  # (y, x)
-    origin = np.asarray(psf.origin, float)  # (x, y) in oversampled pixels
-    ny, nx = psf.data.shape
-    half_x = int(np.ceil((nx - 1) / 2 / oversampling[1]))
-    half_y = int(np.ceil((ny - 1) / 2 / oversampling[0]))
-    offsets_x, offsets_y = np.arange(-half_x, half_x + 1), np.arange(-half_y, half_y + 1)
     height, width = shape
-    spline = psf.interpolator
+    over_y, over_x = (float(v) for v in np.broadcast_to(np.asarray(psf.oversampling), (2,)))
+    origin_x, origin_y = (float(v) for v in psf.origin)
+    ny, nx = psf.data.shape
+    half_x = int(np.ceil((nx - 1) / 2 / over_x))
+    half_y = int(np.ceil((ny - 1) / 2 / over_y))
+    offsets_x, offsets_y = np.arange(-half_x, half_x + 1), np.arange(-half_y, half_y + 1)
+    knots_x, knots_y, coefficients = psf.interpolator.tck
+    degree_x, degree_y = psf.interpolator.degrees
+    coefficients = coefficients.reshape(len(knots_x) - degree_x - 1, len(knots_y) - degree_y - 1)  # (x, y)
     rows, cols, values = [], [], []
-    for k in range(x.size):
-        cx, cy = int(np.rint(x[k])), int(np.rint(y[k]))
-        px, py = cx + offsets_x, cy + offsets_y
-        px, py = px[(px >= 0) & (px < width)], py[(py >= 0) & (py < height)]
-        if px.size == 0 or py.size == 0:
-            continue
-        sx = oversampling[1] * (px - x[k]) + origin[0]
-        sy = oversampling[0] * (py - y[k]) + origin[1]
-        stamp = spline(sx, sy, grid=True).T  # (len(py), len(px))
-        stamp[(sy < 0) | (sy > ny - 1), :] = 0.0  # no extrapolation beyond the ePSF grid
-        stamp[:, (sx < 0) | (sx > nx - 1)] = 0.0
-        pixels = (py[:, None] * width + px[None, :]).ravel()
-        keep = stamp.ravel() != 0
-        rows.append(pixels[keep])
-        cols.append(np.full(int(keep.sum()), k))
-        values.append(stamp.ravel()[keep])
+    for first in range(0, x.size, chunk):
+        xs, ys = x[first:first + chunk], y[first:first + chunk]
+        cx, cy = np.rint(xs).astype(int), np.rint(ys).astype(int)
+        sx = over_x * (cx[:, None] + offsets_x[None, :] - xs[:, None]) + origin_x  # (k, stamp width)
+        sy = over_y * (cy[:, None] + offsets_y[None, :] - ys[:, None]) + origin_y
+        basis_x = _basis(BSpline, sx, knots_x, degree_x, nx - 1)  # (k, stamp width, coefficients x)
+        basis_y = _basis(BSpline, sy, knots_y, degree_y, ny - 1)
+        stamps = np.einsum("kyi,kxi->kyx", basis_y @ coefficients.T, basis_x)  # (k, stamp height, stamp width)
+        px = np.broadcast_to((cx[:, None] + offsets_x[None, :])[:, None, :], stamps.shape)
+        py = np.broadcast_to((cy[:, None] + offsets_y[None, :])[:, :, None], stamps.shape)
+        keep = (stamps != 0) & (px >= 0) & (px < width) & (py >= 0) & (py < height)
+        rows.append((py * width + px)[keep])
+        cols.append(np.broadcast_to((first + np.arange(xs.size))[:, None, None], stamps.shape)[keep])
+        values.append(stamps[keep])
     if not rows:
         return sparse.csc_matrix((height * width, x.size))
     return sparse.csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
                              shape=(height * width, x.size))
+
+
+def _basis(bspline, points, knots, degree, last):
+    """B-spline basis (k, n, coefficients) at ``points`` (k, n); zero outside [0, last] (no extrapolation)."""
+    inside = (points >= 0) & (points <= last)
+    basis = bspline.design_matrix(np.clip(points, 0, last).ravel(), knots, degree).toarray()
+    return basis.reshape(*points.shape, -1) * inside[..., None]
 
 
 def background_tents(shape: tuple[int, int], spacing: float) -> sparse.csc_matrix:
@@ -229,19 +242,27 @@ def _block_inverse(f_matrix, groups, n):
     Groups of one size are inverted together (numpy's batched inverse); a singular block (stars
     on top of each other) is left empty, so its stars get no flux.
     """
+    group_of, place = np.full(n, -1), np.zeros(n, dtype=int)
+    for g, index in enumerate(groups):
+        group_of[index], place[index] = g, np.arange(index.size)
+    entries = f_matrix.tocoo()
+    inside = (group_of[entries.row] >= 0) & (group_of[entries.row] == group_of[entries.col])
+    entry_group, entry_row, entry_col = group_of[entries.row[inside]], place[entries.row[inside]], place[entries.col[inside]]
+    entry_value = entries.data[inside]
+    sizes = np.array([index.size for index in groups])
     rows, cols, values = [], [], []
-    by_size: dict[int, list[np.ndarray]] = {}
-    for index in groups:
-        by_size.setdefault(index.size, []).append(index)
-    for size, members in by_size.items():
-        members = np.array(members)  # (k, size)
-        blocks = np.stack([f_matrix[index][:, index].toarray() for index in members]) if size > 1 else \
-            f_matrix.diagonal()[members][:, :, None]
+    for size in np.unique(sizes):
+        chosen = np.flatnonzero(sizes == size)
+        slot = np.full(len(groups), -1)
+        slot[chosen] = np.arange(chosen.size)
+        blocks = np.zeros((chosen.size, size, size))
+        mine = slot[entry_group] >= 0
+        blocks[slot[entry_group[mine]], entry_row[mine], entry_col[mine]] = entry_value[mine]
         inverses, good = _inverse_spd(blocks)
-        members, inverses = members[good], inverses[good]
+        members = np.array([groups[g] for g in chosen])[good]  # (k, size)
         rows.append(np.repeat(members, size, axis=1).ravel())
         cols.append(np.tile(members, (1, size)).ravel())
-        values.append(inverses.ravel())
+        values.append(inverses[good].ravel())
     if not values:
         return sparse.csr_matrix((n, n))
     return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
