@@ -2,4 +2,5 @@
 
 from dancekit.cli import main
 
-main()
+if __name__ == "__main__":  # not when a Dask local cluster's worker process re-imports the main module
+    main()

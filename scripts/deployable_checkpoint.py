@@ -1,4 +1,5 @@
-"""Strip the resume state (latest weights, Adam moments, RNG) from a train-unet checkpoint for shipping.
+"""Strip the resume state (latest weights, Adam moments, RNG) from a train-unet checkpoint for shipping;
+everything else, the training domain included, is kept (calibrate-unet then refreshes the domain).
 
 Usage: python scripts/deployable_checkpoint.py TRAINING.pt DEPLOYABLE.pt
 """

@@ -70,8 +70,28 @@ def measurement_noise_variance(modes: np.ndarray, max_lag: int = 4, degree: int 
 
 
 def _noise_variance(x: np.ndarray, max_lag: int, degree: int) -> np.ndarray:
-    corr = autocorrelation(x, max_lag)
-    lags_sq = np.arange(1, max_lag + 1, dtype=float) ** 2
+    return noise_from_autocorrelation(autocorrelation(x, max_lag), degree)
+
+
+def noise_from_autocorrelation(corr: np.ndarray, degree: int) -> np.ndarray:
+    """``C(0) - P(0)`` for autocorrelations ``corr`` (max_lag + 1, ...) at lags 0..max_lag, P the
+    least-squares polynomial of ``degree`` in tau^2 through lags 1..max_lag; clipped at 0."""
+    lags_sq = np.arange(1, corr.shape[0], dtype=float) ** 2
     design = np.vander(lags_sq, degree + 1, increasing=True)  # columns 1, tau^2, tau^4, ...
-    coeffs, *_ = np.linalg.lstsq(design, corr[1:], rcond=None)
-    return np.maximum(corr[0] - coeffs[0], 0.0)
+    intercept = np.tensordot(np.linalg.pinv(design)[0], corr[1:], axes=(0, 0))
+    return np.maximum(corr[0] - intercept, 0.0)
+
+
+def propagated_noise_variance(noise_variance, noise_gain) -> np.ndarray:
+    """Per-mode noise of white slope noise through the reconstructor (Morujão et al. 2023 eq. 14).
+
+    ``noise_variance`` (K,) per-mode estimates (e.g. :func:`measurement_noise_variance`) and
+    ``noise_gain`` (K,) = diag(R R^T) of the reconstructor R: returns ``sigma^2 gain`` with the slope
+    noise variance ``sigma^2 = mean_i(noise_i / gain_i)`` pooled over all modes, which averages out
+    the scatter of the single-mode estimates. Assumes equal, white noise on every slope.
+    """
+    n = np.asarray(noise_variance, dtype=float)
+    g = np.asarray(noise_gain, dtype=float)
+    if g.shape != n.shape or not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ParameterError(f"noise gain must be ({n.size},) positive values diag(R R^T), got {g.shape}")
+    return g * np.mean(n / g)

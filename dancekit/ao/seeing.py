@@ -47,3 +47,39 @@ def seeing_from_r0(r0, r0_err=None, airmass: float = 1.0, wavelength: float = RE
     if seeing.ndim == 0:
         return float(seeing), float(err)
     return seeing, err
+
+
+def r0_from_seeing(seeing, wavelength: float = REFERENCE_WAVELENGTH):
+    """r0 [m] at ``wavelength`` from a FWHM seeing [arcsec] at that wavelength (inverse of eq. 23)."""
+    seeing = np.asarray(seeing, dtype=float)
+    return SEEING_CONSTANT * wavelength / (seeing / ARCSEC_PER_RADIAN)
+
+
+def site_monitor_at_500nm(seeing: float, r0: float, wavelength: float | None = None) -> tuple[float, float]:
+    """A site monitor's zenith (seeing [arcsec], r0 [m]) brought to 500 nm; NaN stays NaN.
+
+    AOT gives both at the monitor's reference ``wavelength`` [m] (None: taken as 500 nm); r0 scales
+    as lambda^(6/5) and the seeing as lambda^(-1/5). The one missing is derived from the other.
+    """
+    lam = REFERENCE_WAVELENGTH if wavelength is None else float(wavelength)
+    if not (np.isfinite(lam) and lam > 0):
+        raise ParameterError(f"monitor wavelength must be a positive length in metres, got {wavelength!r}")
+    seeing_500 = float(seeing) * (lam / REFERENCE_WAVELENGTH) ** 0.2
+    r0_500 = float(r0) * (REFERENCE_WAVELENGTH / lam) ** 1.2
+    if not np.isfinite(r0_500) and np.isfinite(seeing_500) and seeing_500 > 0:
+        r0_500 = float(r0_from_seeing(seeing_500))
+    if not np.isfinite(seeing_500) and np.isfinite(r0_500) and r0_500 > 0:
+        seeing_500 = float(seeing_from_r0(r0_500)[0])
+    return seeing_500, r0_500
+
+
+def effective_outer_scale(layers_l0, weights=None) -> float:
+    """One L0 [m] for several layers: (sum w_l L0_l^(1/3) / sum w_l)^3 (Borgnino 1990, the outer
+    scale that sets the angle-of-arrival variance); ``weights`` the Cn2 fractions (None: equal).
+    NaN for no layers."""
+    l0 = np.asarray(layers_l0, dtype=float).ravel()
+    w = np.ones_like(l0) if weights is None or np.size(weights) != l0.size else np.asarray(weights, dtype=float).ravel()
+    ok = np.isfinite(l0) & (l0 > 0) & np.isfinite(w) & (w > 0)
+    if not ok.any():
+        return float("nan")
+    return float((np.sum(w[ok] * l0[ok] ** (1.0 / 3.0)) / np.sum(w[ok])) ** 3)

@@ -18,6 +18,7 @@ def calibrate_unet(
     output: Annotated[str, typer.Option("--output", "-o", help="The calibrated checkpoint (may be MODEL itself with --overwrite).")],
     stride: Annotated[int, typer.Option("--stride", help="Frames between calibration windows.")] = 2,
     dihedral_mean: Annotated[bool, typer.Option("--dihedral-mean", help="Calibrate, and have infer-tiles run, the mean over the 8 rotations and flips of each tile (8x the compute).")] = False,
+    domain_only: Annotated[bool, typer.Option("--domain-only", help="Only record the training domain measured on the videos; keep the model's flux calibration.")] = False,
     device: opt.Device = opt.DeviceChoice.auto,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
@@ -30,6 +31,10 @@ def calibrate_unet(
     trained on, replaces the inverse in infer-tiles (header ANSCINV = 'calibrated'). With
     --dihedral-mean the model is calibrated for, and infer-tiles then runs, the mean of the
     outputs over the 8 rotations and flips of each tile (header TTA = 'dihedral8').
+
+    The model's training domain (instrument, pixel scale, exposure, noise and flux levels of
+    the videos) is recorded too, or refreshed: infer-tiles compares every video with it.
+    --domain-only records just that, e.g. for a model calibrated before dancekit recorded one.
 
     Example: dancekit calibrate-unet model.pt heldout/ -o model_calibrated.pt
     """
@@ -47,7 +52,9 @@ def calibrate_unet(
     from dancekit.device import resolve_device
     from dancekit.io.checkpoint import read_checkpoint, write_checkpoint
     from dancekit.io.training_videos import find_videos, open_training_video
+    from dancekit.io.video import video_facts
     from dancekit.unet.checkpoint import model_from_checkpoint
+    from dancekit.unet.domain import domain_of_sources
     from dancekit.unet.flux_calibration import fit_flux_calibration, predictions_on_videos
     from dancekit.unet.inference import model_context
     from dancekit.unet.preprocess import network_output_to_electrons
@@ -58,10 +65,21 @@ def calibrate_unet(
                          source=model)
     network = model_from_checkpoint(checkpoint).to(resolve_device(device))
     context = int(checkpoint.get("context") or model_context(network))
-    sources = [open_training_video(path, gain=1.0) for path in find_videos(videos)]
+    paths = find_videos(videos)
+    sources = [open_training_video(path, gain=1.0) for path in paths]
     for source in sources:
         if source.shape[0] < context:
             raise InputError(f"has {source.shape[0]} frames, fewer than the model's context of {context}", source=source.name)
+    checkpoint["domain"] = domain_of_sources(
+        sources, [video_facts(p) for p in paths], context, f"calibrate-unet on {len(sources)} videos",
+        instrument=checkpoint.get("instrument") if isinstance(checkpoint.get("instrument"), str) else None).to_dict()
+    if domain_only:
+        write_checkpoint(checkpoint, output, overwrite=overwrite)
+        log.info("recorded the training domain of %d videos in %s", len(sources), output)
+        if as_json:
+            opt.print_json({"command": "calibrate-unet", "model": model, "output": output, "videos": len(sources),
+                            "domain": checkpoint["domain"]})
+        return 0
     log.info("calibrating %s on %d videos (context %d, stride %d)", model, len(sources), context, stride)
     predicted, truth = predictions_on_videos(
         network, ((s.read_frames(0, s.shape[0]), s.read_truth()) for s in sources), context, stride, dihedral_mean)
@@ -75,7 +93,7 @@ def calibrate_unet(
         "command": "calibrate-unet", "model": model, "output": output, "videos": len(sources),
         "windows": int(predicted.shape[0]), "pixels": calibration.pixels, "knots": len(calibration.y),
         "dihedral_mean": dihedral_mean,
-        "inverse": inverse,
+        "inverse": inverse, "domain": checkpoint["domain"],
         "flux_ratio_inverse": float(plain.sum() / truth.sum()),
         "flux_ratio_calibrated": float(calibrated.sum() / truth.sum()),
         "star_flux_ratio_inverse": float(plain[stars].sum() / max(truth[stars].sum(), 1e-30)),

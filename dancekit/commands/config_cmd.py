@@ -57,13 +57,19 @@ def show(name: Name, overrides: opt.Set = None, as_json: opt.Json = False):
 @app.command("check")
 @cli_command
 def check(names: Annotated[list[str], typer.Argument(help="Config names or YAML paths.")]):
-    """Validate configs: exit 0 when all are valid, 2 naming the first bad key of each otherwise.
+    """Validate configs: print 'NAME: valid ...' for each good one (exit 0 when all are); for a bad
+    one, one line naming every problem at once (unknown, missing and mistyped keys, values out of
+    range) and exit 2.
 
     Example: dancekit config check my_camera.yaml
     """
     from dancekit.commands.runtime import for_each_input
 
-    return for_each_input(names, lambda name: resolve(name, None))
+    def one(name: str) -> None:
+        config = resolve(name, None)
+        sys.stdout.write(f"{name}: valid {config.kind} config, instrument {config.instrument}, hash {config_hash(config)}\n")
+
+    return for_each_input(names, one)
 
 
 def register(root: typer.Typer) -> None:

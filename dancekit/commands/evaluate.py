@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from dancekit.commands import options as opt
+from dancekit.commands.execution import map_inputs
 from dancekit.commands.runtime import cli_command, for_each_input, log
 from dancekit.errors import InputError, ParameterError
 
@@ -30,6 +31,7 @@ def evaluate(
     zero_point: Annotated[Optional[float], typer.Option("--zero-point", help="Magnitude zero point (default: the truth's MAGZPT or PHOTZP, else 0 = instrumental).")] = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Measure precision, recovered stars, D50, Strehl and residuals of images against the truth.
 
@@ -88,11 +90,10 @@ def evaluate(
     if not loaded:
         return code
     level = truth_level if truth_level is not None else threshold * min(noise_level(im) for each in loaded.values() for im, _ in each)
-    results: list[dict] = []
-    evaluations = []
+    images = [(spec, *loaded[spec].pop(0)) for spec in inputs if loaded.get(spec)]
 
-    def one(spec: str) -> None:
-        image, header = loaded[spec].pop(0)
+    def one(item: tuple) -> tuple:
+        spec, image, header = item
         evaluation = evaluate_image(image, truth_image, threshold, match_radius, aperture, zp, bins, truth_level=level)
         sweep = threshold_sweep(image, truth_image, sweep_levels, match_radius, truth_level=level)
         scale = _pixel_scale(header) or _pixel_scale(truth_header)
@@ -101,13 +102,14 @@ def evaluate(
                    "mean_d50_arcsec": evaluation.mean_d50 * scale if scale else None,
                    "mean_d50_truth_arcsec": evaluation.mean_d50_truth * scale if scale else None,
                    "best": best_operating_point(sweep)}
-        results.append({"summary": summary, "by_magnitude": evaluation.by_magnitude, "sweep": sweep,
-                        "stars": evaluation.stars})
-        evaluations.append(evaluation)
         log.info("%s: precision %.3f, recovered %.3f, mean D50 %.2f px, mean Strehl %.3f", spec,
                  evaluation.precision, evaluation.recall, evaluation.mean_d50, evaluation.mean_strehl)
+        return {"summary": summary, "by_magnitude": evaluation.by_magnitude, "sweep": sweep,
+                "stars": evaluation.stars}, evaluation
 
-    code = max(code, for_each_input([spec for spec in inputs if spec in loaded], one))
+    ran = map_inputs(images, one, scheduler, names=[spec for spec, _, _ in images])
+    results, evaluations = [r for r, _ in ran.results], [e for _, e in ran.results]
+    code = max(code, ran.code)
     if len(evaluations) > 1:
         for result, common in zip(results, common_star_summary(evaluations)):
             scale = result["summary"]["pixel_scale_arcsec"]

@@ -1,29 +1,40 @@
 """``dancekit fit-r0``: Fried parameter and seeing from adaptive-optics telemetry (Morujão et al. 2023).
 
-One row per telemetry file (AOT standard or plain modal FITS, see :mod:`dancekit.io.aot`):
-pseudo-open-loop modes -> noise per mode from the autocorrelation -> iterative chi^2 fit of the
-von Kármán variances of Noll 4-15 with the remaining-error correction -> Monte-Carlo uncertainty
--> seeing at zenith (:mod:`dancekit.ao`). :func:`fit_file` is the whole per-file path; the
-benchmark and the figure scripts call it so that they time and test what users run.
+One row per control loop of each telemetry file (AOT standard or plain modal FITS, see
+:mod:`dancekit.io.aot`): pseudo-open-loop modes -> noise per mode from the autocorrelation ->
+iterative chi^2 fit of the von Kármán variances of Noll 4-15 with the remaining-error correction
+(the sensor's own interaction matrix when there is one, else the built-in Shack-Hartmann model)
+-> Monte-Carlo uncertainty of r0 (and L0) -> seeing at zenith, beside the site monitor's
+(:mod:`dancekit.ao`). :func:`fit_loops` is the whole per-file path; the benchmark and the figure
+scripts call it (or :func:`fit_file`) so that they time and test what users run.
 """
 
 # No "from __future__ import annotations" in command modules: typer reads the live Annotated types.
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Annotated, Any, Optional
 
 import numpy as np
 import typer
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, for_each_input, log
-from dancekit.errors import InputError, ParameterError
+from dancekit.commands.execution import map_inputs
+from dancekit.commands.runtime import cli_command, log, report_error
+from dancekit.errors import DancekitError, InputError, ParameterError
 
 DELAY_HELP = (
     "Loop delay in frames: the slopes of frame k are paired with the DM command logged at frame "
     "k - DELAY (the command computed DELAY frames earlier, acting while those slopes were measured). "
     "Default: the file's AOT DELAY, else loop.delay x frame rate, rounded. Turlib's pairing "
     "(slopes k with commands k + 2) is --delay -2 here; on simulated closed loops it biases r0 by ~-20 %."
+)
+MATRIX_HELP = (
+    "The wavefront sensor's modal interaction matrix, FILE[EXT] (default EXT: G, else the first image): "
+    "(slopes, modes) with SLOPEORD 'xxyy' or 'xyxy' and NOLLMIN, or AOT-like (subapertures, 2, modes); "
+    "it must include modes above the reconstructed ones. Used for the remaining-error correction instead "
+    "of the built-in 4x4 Shack-Hartmann model. Default: the file's own (AOT MODES_TO_MEASUREMENTS, or the "
+    "G extension of a modal FITS) when present; 'builtin' forces the built-in model."
 )
 
 
@@ -39,6 +50,10 @@ class FitSettings:
     airmass: Optional[float] = None  # overrides the file's elevation/AIRMASS
     frames: Optional[str] = None  # START:STOP of the series to use
     remaining_error: bool = True  # subtract the aliasing/cross-talk remaining error (eq. 15)
+    interaction_matrix: Any = None  # None: the file's when present, else built in; 'builtin'; or an InteractionMatrix
+    fit_outer_scale: Optional[bool] = None  # None: config fit.fit_L0
+    mc_spread: str = "blocks"  # 'blocks' (time-block jackknife covariance) or 'orders' (the paper's eq. 21)
+    noise: str = "autocorrelation"  # per-mode noise: 'autocorrelation' or 'propagated' (one slope noise through R)
 
 
 def fit_noll(config) -> tuple:
@@ -87,15 +102,78 @@ def _loop_delay(telemetry, settings: FitSettings) -> tuple[int, list[str]]:
     return int(round(settings.config.loop.delay * rate)), ["delay_from_config"]
 
 
-def fit_file(path: str, settings: FitSettings, seed=None) -> dict:
-    """Read one telemetry file and fit it: the row fit-r0 writes (lengths in m, seeing in arcsec)."""
-    from dancekit.ao.fit import estimate_turbulence
-    from dancekit.ao.modal_model import naomi_cross_talk
-    from dancekit.ao.seeing import r0_at_zenith, seeing_from_r0
+def fit_loops(path: str, settings: FitSettings, seed=None) -> tuple[list[dict], list[DancekitError]]:
+    """Read one telemetry file and fit every control loop: the rows fit-r0 writes (lengths in m,
+    seeing in arcsec), and an error naming each loop that could not be fitted."""
     from dancekit.io.aot import read_telemetry
 
+    loops, errors = read_telemetry(path)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for telemetry in loops:
+        try:
+            rows.append(_fit_loop(telemetry, settings, rng))
+        except DancekitError as exc:
+            if telemetry.format != "aot":
+                raise
+            errors.append(type(exc)(f"loop '{telemetry.loop_name}': {exc.message}", source=telemetry.source))
+    return rows, errors
+
+
+def fit_file(path: str, settings: FitSettings, seed=None) -> dict:
+    """The row of a single-loop file (the first loop of an AOT file with several); raises the
+    first loop error."""
+    rows, errors = fit_loops(path, settings, seed)
+    if errors:
+        raise errors[0]
+    return rows[0]
+
+
+def _sensor(telemetry, settings: FitSettings, noll: tuple, modes_shape: tuple, diameter: float, obstruction: float):
+    """(C, higher Noll, diag(R R^T), name) of the sensor: the chosen or the file's interaction
+    matrix (not one that holds only the controlled modes, like NAOMI's REF_IM), else built in."""
+    from dancekit.ao.sensor_matrix import sensor_model
+
+    choice = settings.interaction_matrix
+    matrix = telemetry.interaction if choice is None else (None if choice == "builtin" else choice)
+    if matrix is not None and choice is None and matrix.noll(noll[0])[-1] <= noll[-1]:
+        matrix = None
+    reconstructor = None
+    if telemetry.format == "aot":
+        reconstructor = telemetry.slopes_to_modes.reshape(telemetry.slopes_to_modes.shape[0], -1)
+        if matrix is not None and matrix.matrix.shape[0] != reconstructor.shape[1]:
+            raise InputError(f"the interaction matrix {matrix.name} {matrix.matrix.shape} has {matrix.matrix.shape[0]} "
+                             f"slopes but the WFS measurements {telemetry.slopes.shape} have {reconstructor.shape[1]}: "
+                             "it is not this sensor's matrix")
+    geometry = {"n_lenslets": settings.config.wavefront_sensor.lenslets, "obstruction": obstruction}
+    try:
+        c, higher, gain = sensor_model(noll, settings.config.fit.remaining_error_order, diameter,
+                                       None if matrix is None else matrix.matrix,
+                                       None if matrix is None else matrix.noll(noll[0]), reconstructor, **geometry)
+    except InputError as exc:
+        if matrix is None:
+            raise
+        raise InputError(f"{matrix.name}: {exc.message}; the telemetry's pseudo-open-loop modes are {modes_shape} "
+                         f"(Noll {noll[0]}-{noll[-1]})") from None
+    return c, higher, gain, "builtin" if matrix is None else matrix.name
+
+
+def _monitor(telemetry) -> dict:
+    from dancekit.ao.seeing import effective_outer_scale, site_monitor_at_500nm
+
+    m = telemetry.monitor
+    if m is None:
+        return {"monitor": "", "mon_seeing": float("nan"), "mon_r0": float("nan"), "mon_L0": float("nan")}
+    seeing, r0 = site_monitor_at_500nm(m.seeing, m.r0, m.wavelength)
+    return {"monitor": m.name, "mon_seeing": seeing, "mon_r0": r0,
+            "mon_L0": effective_outer_scale(m.layers_l0, m.layers_weight if m.layers_weight.size else None)}
+
+
+def _fit_loop(telemetry, settings: FitSettings, rng) -> dict:
+    from dancekit.ao.fit import estimate_turbulence
+    from dancekit.ao.seeing import r0_at_zenith, seeing_from_r0
+
     cfg = settings.config
-    telemetry = read_telemetry(path)
     frame_rate = settings.frame_rate or telemetry.frame_rate
     if frame_rate is None:
         raise InputError("no frame rate in the file (AOT FRAMERATE / modal FRAMERAT); give it with --framerate HZ")
@@ -108,21 +186,23 @@ def fit_file(path: str, settings: FitSettings, seed=None) -> dict:
     diameter = telemetry.diameter or cfg.telescope.diameter
     obstruction = telemetry.obstruction if telemetry.obstruction is not None else cfg.telescope.obstruction
     fitted = fit_noll(cfg)
-    cross_talk = higher = None
-    if settings.remaining_error:
-        cross_talk, higher = naomi_cross_talk(noll, cfg.fit.remaining_error_order, diameter,
-                                              n_lenslets=cfg.wavefront_sensor.lenslets, obstruction=obstruction)
-    else:
+    cross_talk, higher, gain, sensor = _sensor(telemetry, settings, noll, modes.shape, diameter, obstruction)
+    if not settings.remaining_error:
+        cross_talk, higher, sensor = None, None, "none"
         flags.append("no_remaining_error")
+    fit_l0 = cfg.fit.fit_L0 if settings.fit_outer_scale is None else settings.fit_outer_scale
     iterations = (settings.iterations,) * 2 if settings.iterations else (cfg.fit.min_iterations, cfg.fit.max_iterations)
     result = estimate_turbulence(
         modes, noll=noll, diameter=diameter, max_lag=cfg.fit.noise_lags, noise_degree=cfg.fit.noise_degree,
         cross_talk=cross_talk, higher_noll=higher, correct_remaining=settings.remaining_error,
-        fit_noll=fitted, outer_scale=None if cfg.fit.fit_L0 else cfg.reference.L0,
+        fit_noll=fitted, outer_scale=None if fit_l0 else cfg.reference.L0,
         outer_scale_bounds=(cfg.fit.L0_min, cfg.fit.L0_max), min_iterations=iterations[0],
         max_iterations=iterations[1], tol=cfg.fit.tolerance, sigma_floor=cfg.fit.sigma_floor,
-        n_monte_carlo=cfg.fit.mc_draws if settings.mc_draws is None else settings.mc_draws, seed=seed)
+        n_monte_carlo=cfg.fit.mc_draws if settings.mc_draws is None else settings.mc_draws,
+        mc_spread=settings.mc_spread, seed=rng,
+        noise_gain=gain if settings.noise == "propagated" else None)
     airmass = settings.airmass or telemetry.airmass
+    elevation = telemetry.elevation if not settings.airmass else float(np.degrees(np.arcsin(1.0 / settings.airmass)))
     if airmass is None:
         airmass = 1.0
         flags.append("airmass_assumed")
@@ -130,121 +210,114 @@ def fit_file(path: str, settings: FitSettings, seed=None) -> dict:
     seeing, seeing_err = seeing_from_r0(result.r0, r0_err, airmass, cfg.fit.seeing_wavelength)
     if result.outer_scale_flag != "fitted":
         flags.append(f"L0_{result.outer_scale_flag}")
+    elif result.outer_scale_bound_fraction > 0.16:
+        flags.append("L0_mc_at_bound")  # the 68 % interval reaches fit.L0_min or fit.L0_max
+    if result.n_monte_carlo and result.mc_spread != settings.mc_spread:
+        flags.append(f"mc_spread_{result.mc_spread}")
     if not result.converged and not settings.iterations:
         flags.append("not_converged")
+    fitted_l0 = result.outer_scale_flag == "fitted"
+    evidence = _evidence(result)
     return {
-        "file": telemetry.source, "format": telemetry.format,
+        "file": telemetry.source, "loop_name": telemetry.loop_name, "format": telemetry.format,
         "loop": "modal" if telemetry.format == "modal" else ("closed" if telemetry.closed_loop else "open"),
         "date": telemetry.date or "",
         "r0": result.r0, "r0_err": result.r0_err, "r0_zenith": float(r0_at_zenith(result.r0, airmass)),
         "seeing": seeing, "seeing_err": seeing_err,
-        "L0": result.outer_scale if result.outer_scale_flag == "fitted" else float("nan"),
-        "L0_flag": result.outer_scale_flag,
+        "L0": result.outer_scale if fitted_l0 else float("nan"),
+        "L0_err": result.outer_scale_err if fitted_l0 else float("nan"),
+        "L0_lo": result.outer_scale_interval[0], "L0_hi": result.outer_scale_interval[1],
+        "L0_flag": result.outer_scale_flag, **_monitor(telemetry), "sensor": sensor,
         "noise": np.asarray(result.noise_variance, dtype=float),
         "n_frames": int(modes.shape[0]), "duration": modes.shape[0] / frame_rate, "framerate": float(frame_rate),
-        "delay": int(info["delay"]), "airmass": float(airmass), "diameter": float(diameter),
+        "delay": int(info["delay"]), "elevation": float("nan") if elevation is None else float(elevation),
+        "airmass": float(airmass), "diameter": float(diameter),
         "iterations": result.iterations, "converged": result.converged, "flags": ",".join(flags),
-        "sim_r0": telemetry.truth.get("r0", float("nan")),
+        "sim_r0": telemetry.truth.get("r0", float("nan")), "modes": evidence,
     }
 
 
-# column: (FITS format given a row, unit, comment)
-COLUMNS = {
-    "file": ("A", "", "telemetry file"),
-    "format": ("A", "", "aot or modal"),
-    "loop": ("A", "", "open, closed, or modal (pseudo-open-loop)"),
-    "date": ("A", "", "start of the series (DATE-BEG)"),
-    "r0": ("D", "m", "line-of-sight Fried parameter at 500 nm"),
-    "r0_err": ("D", "m", "Monte-Carlo standard deviation of r0"),
-    "r0_zenith": ("D", "m", "r0 at zenith, 500 nm"),
-    "seeing": ("D", "arcsec", "FWHM seeing at zenith"),
-    "seeing_err": ("D", "arcsec", "seeing uncertainty"),
-    "L0": ("D", "m", "fitted L0; NaN when fixed or at a bound"),
-    "L0_flag": ("A", "", "fitted, fixed, lower_bound or upper_bound"),
-    "noise": ("D", "rad2", "noise variance per fitted mode, 500 nm"),
-    "n_frames": ("K", "", "frames fitted"),
-    "duration": ("D", "s", "time horizon fitted"),
-    "framerate": ("D", "Hz", "loop frame rate"),
-    "delay": ("K", "", "loop delay used, frames (0: open loop)"),
-    "airmass": ("D", "", "airmass used for zenith values"),
-    "diameter": ("D", "m", "telescope diameter used"),
-    "iterations": ("K", "", "fit iterations"),
-    "converged": ("L", "", "r0 changed by less than fit.tolerance"),
-    "flags": ("A", "", "comma-separated notes on what was assumed"),
-    "sim_r0": ("D", "m", "true r0 of a simulation (NaN: real data)"),
-}
-
-
-def results_hdus(rows: list[dict], fitted: tuple, header_cards: dict):
-    """The results as a primary HDU plus a FIT_R0 binary table, one row per file."""
-    from astropy.io import fits
-
-    columns = []
-    for key, (form, unit, _) in COLUMNS.items():
-        values = [row[key] for row in rows]
-        if form == "A":
-            width = max(1, max(len(str(v)) for v in values))
-            columns.append(fits.Column(name=key.upper(), format=f"{width}A", array=np.array(values, dtype=f"U{width}")))
-        elif key == "noise":
-            columns.append(fits.Column(name="NOISE", format=f"{len(fitted)}D", unit=unit, array=np.array(values)))
-        else:
-            columns.append(fits.Column(name=key.upper(), format=form, unit=unit or None, array=np.array(values)))
-    table = fits.BinTableHDU.from_columns(columns, name="FIT_R0")
-    for i, (key, (_, _, comment)) in enumerate(COLUMNS.items(), start=1):
-        table.header[f"TTYPE{i}"] = (key.upper(), comment)
-    primary = fits.PrimaryHDU()
-    for header in (primary.header, table.header):
-        header["FITNOLL"] = (f"{fitted[0]}-{fitted[-1]}", "Noll modes fitted (NOISE columns in this order)")
-        for key, (value, comment) in header_cards.items():
-            header[key] = (value, comment)
-    return fits.HDUList([primary, table])
+def _evidence(result) -> dict:
+    """Per-mode variances of every reconstructed mode (the R0_MODES columns of one row) [rad^2]."""
+    measured = np.asarray(result.mode_variance, dtype=float)
+    noise_corrected = measured - result.mode_noise
+    return {"noll": np.asarray(result.noll, dtype=np.int64), "fitted": np.isin(result.noll, result.fit_noll),
+            "measured": measured, "noise": np.asarray(result.mode_noise, dtype=float),
+            "noise_corrected": noise_corrected, "remaining": np.asarray(result.mode_remaining, dtype=float),
+            "corrected": noise_corrected - result.mode_remaining, "model": np.asarray(result.mode_model, dtype=float)}
 
 
 def _json_row(row: dict) -> dict:
     out = {}
     for key, value in row.items():
-        if isinstance(value, np.ndarray):
-            value = [None if not np.isfinite(v) else float(v) for v in value]
+        if isinstance(value, dict):
+            value = _json_row(value)
+        elif isinstance(value, np.ndarray):
+            value = [None if isinstance(v, float) and not np.isfinite(v) else v for v in value.tolist()]
         elif isinstance(value, float) and not np.isfinite(value):
             value = None
         out[key] = value
     return out
 
 
+class MonteCarloSpread(str, Enum):
+    blocks = "blocks"
+    orders = "orders"
+
+
+class NoiseModel(str, Enum):
+    autocorrelation = "autocorrelation"
+    propagated = "propagated"
+
+
 @cli_command
 def fit_r0(
     inputs: opt.Inputs,
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Results FITS table (one row per input), or '-' for standard output.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Results FITS table (one row per control loop of each input, and the R0_MODES per-mode table), or '-' for standard output.")] = None,
     config: opt.Config = "naomi",
     overrides: opt.Set = None,
+    interaction_matrix: Annotated[Optional[str], typer.Option("--interaction-matrix", help=MATRIX_HELP)] = None,
+    fit_l0: Annotated[Optional[bool], typer.Option("--fit-L0/--fixed-L0", help="Fit L0 (in ln L0 within fit.L0_min..fit.L0_max, Monte-Carlo L0_ERR; flag L0_upper_bound/L0_lower_bound when it runs into a bound) or keep it at reference.L0. Default: fit.fit_L0.")] = None,
     delay: Annotated[Optional[int], typer.Option("--delay", help=DELAY_HELP)] = None,
     iterations: Annotated[Optional[int], typer.Option("--iterations", min=1, help="Exactly N fit iterations (1: no remaining-error correction). Default: at least fit.min_iterations, until converged.")] = None,
-    mc: Annotated[Optional[int], typer.Option("--mc", min=0, help="Monte-Carlo draws for r0_err (0: none). Default: fit.mc_draws.")] = None,
+    mc: Annotated[Optional[int], typer.Option("--mc", min=0, help="Monte-Carlo draws for r0_err and L0_err (0: none). Default: fit.mc_draws.")] = None,
+    mc_spread: Annotated[MonteCarloSpread, typer.Option("--mc-spread", help="How the Monte Carlo redraws the variances: blocks (their covariance measured by a 20-block jackknife of the time series) or orders (each mode within the spread of its radial order, the paper's eq. 21; 0.6-0.7 times the real file-to-file scatter on independent telemetry).")] = MonteCarloSpread.blocks,
+    noise: Annotated[NoiseModel, typer.Option("--noise", help="Noise variance of each mode: autocorrelation (its own, extrapolated to lag 0; the paper) or propagated (one white slope-noise level, pooled over all modes, through the reconstructor: the file's measurements-to-modes, else least squares on the sensor's matrix).")] = NoiseModel.autocorrelation,
     seed: opt.Seed = None,
     framerate: Annotated[Optional[float], typer.Option("--framerate", help="Loop frame rate in Hz, for files that lack it.")] = None,
     airmass: Annotated[Optional[float], typer.Option("--airmass", help="Airmass of the line of sight (default: from the file's elevation, else 1 with a flag).")] = None,
     frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to use, START:STOP (0-based, stop excluded).")] = None,
     remaining_error: Annotated[bool, typer.Option("--remaining-error/--no-remaining-error", help="Subtract the aliasing/cross-talk remaining error (the paper's correction).")] = True,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Also draw the per-mode variances against the Noll index (measured, - noise, - remaining error, and the fitted model), one panel per row (the first 12), as a PNG.")] = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
-    """Fit the Fried parameter r0, the seeing and L0 from AO telemetry, one row per file.
+    """Fit the Fried parameter r0, the seeing and L0 from AO telemetry, one row per control loop.
 
-    Inputs are AOT files (read with aotpy: WFS measurements, DM commands and the matrices to
-    modes; NAOMI modal units are micron, see loop.modal_unit) or plain FITS of pseudo-open-loop
-    Noll modes (NOLLMIN/NOLLMAX, BUNIT, FRAMERAT, TELDIAM, POL = T). r0 and seeing are at 500 nm;
-    r0 along the line of sight, r0_zenith and seeing at zenith. L0 is fixed at reference.L0 (NaN
-    with flag 'fixed') unless --set fit.fit_L0=true. FLAGS lists what was assumed: L0_fixed,
-    L0_upper_bound/L0_lower_bound, airmass_assumed, delay_from_config, delay_rounded,
-    framerate_from_option, no_remaining_error, not_converged. A bad file is reported and
-    skipped; the good rows are still written and the exit code is 2.
+    Inputs are AOT files (read with aotpy: every control loop's WFS measurements, DM commands and
+    matrices to modes; NAOMI modal units are micron, see loop.modal_unit) or plain FITS of
+    pseudo-open-loop Noll modes (NOLLMIN/NOLLMAX, BUNIT, FRAMERAT, TELDIAM, POL = T). r0 and seeing
+    are at 500 nm; r0 along the line of sight, r0_zenith and seeing at zenith (from the telescope
+    elevation). The remaining-error correction uses the sensor's own interaction matrix when the
+    file has one with modes above the reconstructed ones (AOT MODES_TO_MEASUREMENTS, a modal FITS'
+    G extension) or --interaction-matrix gives it; SENSOR names the model used. A site monitor
+    (DIMM) in the file's AOT atmospheric parameters is reported beside the fit (MON_SEEING, MON_R0,
+    MON_L0, at zenith and 500 nm). L0 is fixed at reference.L0 (NaN with flag 'fixed') unless
+    --fit-L0. The R0_MODES table holds every mode's measured, noise-corrected and
+    remaining-error-corrected variance and the fitted model's. FLAGS lists what was assumed:
+    L0_fixed, L0_upper_bound/L0_lower_bound, L0_mc_at_bound, airmass_assumed, delay_from_config,
+    delay_rounded, framerate_from_option, mc_spread_orders, no_remaining_error, not_converged. A bad
+    file (or loop) is reported and skipped; the good rows are still written and the exit code is 2.
 
-    Example: dancekit fit-r0 night/*.fits --mc 1000 --seed 1 -o r0_night.fits
+    Example: dancekit fit-r0 night/*.fits --mc 1000 --seed 1 --plot r0_modes.png -o r0_night.fits
     """
     from dancekit.io.config import config_hash, load_config
     from dancekit.io.config_schema import AOConfig
     from dancekit.io.fits_out import check_output, write_hdus
+    from dancekit.io.interaction_matrix import read_interaction_matrix
     from dancekit.io.provenance import Provenance
+    from dancekit.io.r0_results import results_hdus
 
     opt.check_json_with_output(as_json, output or "")
     if output is None and not as_json:
@@ -254,40 +327,75 @@ def fit_r0(
             raise ParameterError(f"{value} is not allowed ({'>= 1' if name == '--airmass' else 'a positive number of Hz'})", source=name)
     if mc == 1:
         raise ParameterError("1 draw gives no spread; use 0 (no Monte Carlo) or >= 2", source="--mc")
+    if plot is not None and (plot == "-" or not plot.lower().endswith(".png")):
+        raise ParameterError(f"'{plot}' is not a .png file name (the figure is never written to standard output)", source="--plot")
     check_output(output, overwrite)
+    check_output(plot, overwrite)
     cfg = load_config(config, AOConfig, overrides)
+    matrix = interaction_matrix
+    if matrix is not None and matrix != "builtin":
+        try:
+            matrix = read_interaction_matrix(matrix)
+        except DancekitError as exc:
+            raise exc.with_source("--interaction-matrix")
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
-    children = iter(np.random.SeedSequence(seed).spawn(len(inputs)))
-    settings = FitSettings(cfg, delay, iterations, mc, framerate, airmass, frames, remaining_error)
-    rows: list[dict] = []
-    failed: list[str] = []
+    children = np.random.SeedSequence(seed).spawn(len(inputs))
+    settings = FitSettings(cfg, delay=delay, iterations=iterations, mc_draws=mc, frame_rate=framerate, airmass=airmass,
+                           frames=frames, remaining_error=remaining_error, interaction_matrix=matrix,
+                           fit_outer_scale=fit_l0, mc_spread=mc_spread.value, noise=noise.value)
 
-    def one(path: str) -> None:
-        child = next(children)
-        try:
-            row = fit_file(path, settings, np.random.default_rng(child))
-        except Exception:
+    def one(item: tuple) -> tuple[str, list[dict], list[str]]:
+        """The file, the rows of its loops that could be fitted, and one message per loop that could not."""
+        path, child = item
+        done, errors = fit_loops(path, settings, np.random.default_rng(child))
+        if errors and not done:
+            raise type(errors[0])("; ".join(e.message for e in errors), source=errors[0].source)
+        for row in done:
+            log.info("%s [%s]: r0 = %.4f +- %.4f m, seeing %.3f\" (%d frames, %s)", row["file"], row["loop_name"],
+                     row["r0"], row["r0_err"], row["seeing"], row["n_frames"], row["flags"] or "no flags")
+        return path, done, [str(e.with_source(e.source or path)) for e in errors]
+
+    ran = map_inputs(list(zip(inputs, children)), one, scheduler, names=inputs)
+    rows, failed, code = [], list(ran.failed), ran.code
+    for path, done, errors in ran.results:
+        rows.extend(done)
+        for message in errors:  # a loop that could not be fitted: its file's other loops are still written
+            report_error(message)
+        if errors:
             failed.append(path)
-            raise
-        rows.append(row)
-        log.info("%s: r0 = %.4f +- %.4f m, seeing %.3f\" (%d frames, %s)", row["file"], row["r0"], row["r0_err"],
-                 row["seeing"], row["n_frames"], row["flags"] or "no flags")
-
-    code = for_each_input(inputs, one)
+            code = 2
     fitted = fit_noll(cfg)
+    fit_l0 = cfg.fit.fit_L0 if fit_l0 is None else fit_l0
     if output is not None and rows:
-        cards = {"L0FIX": (cfg.reference.L0 if not cfg.fit.fit_L0 else -1.0, "[m] fixed L0 of the fit (-1: L0 fitted)"),
-                 "NFAILED": (len(failed), "inputs that could not be fitted")}
+        cards = {"L0FIX": (cfg.reference.L0 if not fit_l0 else -1.0, "[m] fixed L0 of the fit (-1: L0 fitted)"),
+                 "MCSPREAD": (mc_spread.value, "Monte-Carlo draws: blocks (jackknife) or orders (eq. 21)"),
+                 "NOISEMOD": (noise.value, "modal noise: autocorrelation or propagated"),
+                 "NFAILED": (len(failed), "inputs that could not be fitted (wholly or one loop)")}
         hdus = results_hdus(rows, fitted, cards)
         for hdu in hdus:
             Provenance.from_argv(config_hash=config_hash(cfg), seed=seed).apply(hdu.header)
         write_hdus(hdus, output, overwrite)
         log.info("%d row(s) -> %s", len(rows), output)
+    if plot is not None and rows:
+        _save_plot(rows, plot, overwrite)
     if as_json:
         opt.print_json({"command": "fit-r0", "seed": seed, "fit_noll": list(fitted),
                         "results": [_json_row(r) for r in rows], "failed": failed})
     return code
+
+
+def _save_plot(rows: list[dict], path: str, overwrite: bool, most: int = 12) -> None:
+    from dancekit.io.fits_out import atomic_path
+    from dancekit.plots.r0_modes import modal_variances_figure
+
+    if len(rows) > most:
+        log.warning("--plot: drawing the first %d of %d rows", most, len(rows))
+    panels = [(f"{r['file']} [{r['loop_name']}]: r0 = {100 * r['r0']:.2f} cm", r["modes"]) for r in rows[:most]]
+    figure = modal_variances_figure(panels)
+    with atomic_path(path, overwrite) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    log.info("per-mode variances -> %s", path)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,8 +12,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, for_each_input, log, progress
+from dancekit.commands.execution import map_inputs
+from dancekit.commands.runtime import cli_command, log, progress
 from dancekit.errors import InputError, ParameterError
+from dancekit.io.video import VideoInput
 
 #: the bundled C2PU model used without --model (trained by the maintainers with train-unet)
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "weights" / "c2pu_default.pt"
@@ -28,7 +30,7 @@ class Background(str, Enum):
 
 @cli_command
 def infer_tiles(
-    inputs: Annotated[list[str], typer.Argument(help="Video cube(s) (T, H, W), one output each; or single-frame images forming one video, in order. '-' = stdin.", show_default=False)],
+    inputs: opt.VideoInputs,
     output: opt.Output,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="U-Net checkpoint (dancekit or DanceCam .pth); default: the bundled C2PU model.")] = None,
     context: Annotated[Optional[int], typer.Option("--context", help="Frames per window; must match the model (default: the model's).")] = None,
@@ -40,11 +42,12 @@ def infer_tiles(
     average: Annotated[bool, typer.Option("--average", help="Add the plain temporal mean as extension AVERAGE.")] = False,
     background: Annotated[Background, typer.Option("--background", help="restore: add the subtracted sky back (input flux scale); subtract: leave it out.")] = Background.restore,
     ext: Annotated[Optional[str], typer.Option("--ext", help="Image extension holding the cube (name or index).")] = None,
-    ignore_instrument: Annotated[bool, typer.Option("--ignore-instrument", help="Run even if the video's INSTRUME differs from the model's instrument.")] = False,
+    ignore_instrument: Annotated[bool, typer.Option("--ignore-instrument", "--ignore-domain", help="Run even when the video's instrument or pixel scale (missing, or > 10 % off) is not the model's; the mismatch becomes a warning, recorded in the header (--ignore-domain, as in predict-dark and zeropoint, is the same flag).")] = False,
     config: opt.Config = "c2pu",
     overrides: opt.Set = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Infer a sharp image from a short-exposure video with the residual U-Net, tile by tile.
 
@@ -55,6 +58,13 @@ def infer_tiles(
     pixel are masked and reported. The output is in the input's units per frame, with its
     header and WCS, the model's sha256 and training summary, and how the sky was handled.
 
+    The video is compared with the model's training domain first: a missing pixel scale, one
+    more than 10 % off, or another INSTRUME is refused (exit 2; --ignore-instrument runs it
+    anyway); another exposure, noise or flux levels far outside the training range, saturated
+    pixels or a missing INSTRUME are warnings (header DOMAIN, DOMFLAGS). FLUXRAT in the header
+    is the output's flux above the sky over the average stack's: about 1 for a model within its
+    domain; outside [0.8, 1.25] it is a warning.
+
     Example: dancekit infer-tiles video.fits --stride 4 --average -o image.fits
     """
     from dancekit.io.config import config_hash, load_config
@@ -62,7 +72,9 @@ def infer_tiles(
 
     opt.check_json_with_output(as_json, output)
     cfg = load_config(config, VideoConfig, overrides)
-    sources = _VideoSource.plan(inputs, ext)  # cheap refusals (missing model, mismatched frames) before torch loads
+    sources = VideoInput.plan(inputs, ext)  # cheap refusals (missing model, mismatched frames) before torch loads
+    if len(sources) > 1:
+        _target(sources[0].name, output, len(sources))  # -o must be a folder: said once, not once per input
     model_path = _model_path(model)
     from dancekit.device import resolve_device  # torch from here on
 
@@ -78,19 +90,19 @@ def infer_tiles(
     )
     run = dict(cfg=cfg, cfg_hash=config_hash(cfg), loaded=loaded, settings=settings,
                ignore_instrument=ignore_instrument, output=output, overwrite=overwrite)
-    summaries: list[dict] = []
     if len(sources) == 1 and sources[0].single_frames:
-        code = for_each_input([sources[0].name], lambda _: summaries.append(_infer_one(sources[0], output, run)))
+        ran = map_inputs([sources[0].name], lambda _: _infer_one(sources[0], output, run), scheduler, output=output)
     else:
         by_path = {s.name: s for s in sources}
-        code = for_each_input(inputs, lambda p: summaries.append(_infer_one(by_path[p], _target(p, output, len(inputs)), run)))
+        ran = map_inputs(inputs, lambda p: _infer_one(by_path[p], _target(p, output, len(inputs)), run), scheduler, output=output)
+    summaries, code = ran.results, ran.code
     if as_json:
         opt.print_json({"command": "infer-tiles", "model": loaded["name"], "model_sha256": loaded["sha256"],
                         "results": summaries, "failed": len(sources) - len(summaries)})
     return code
 
 
-def _infer_one(source: "_VideoSource", target: str, run: dict) -> dict:
+def _infer_one(source: VideoInput, target: str, run: dict) -> dict:
     from astropy.io import fits
 
     from dancekit.io.fits_out import check_output, write_hdus
@@ -101,9 +113,8 @@ def _infer_one(source: "_VideoSource", target: str, run: dict) -> dict:
     settings, loaded = run["settings"], run["loaded"]
     with source.open() as video:
         header = video.header
-        if not run["ignore_instrument"]:
-            _check_instrument(loaded, header, source.name)
         gain = _gain(header, run["cfg"])
+        domain = _check_domain(loaded, video, gain, settings["context"], run["ignore_instrument"])
         total = expected_windows(video.n_frames, settings["context"], settings["stride"])
         started = time.perf_counter()
         with progress(f"infer-tiles {source.name}", total) as advance:
@@ -115,9 +126,13 @@ def _infer_one(source: "_VideoSource", target: str, run: dict) -> dict:
                     len(result.masked_frames), _ranges(result.masked_frames))
     if result.replaced_pixels:
         log.warning("%s: %d non-finite pixel(s) replaced by their frame's median", source.name, result.replaced_pixels)
+    domain["warnings"] += _flux_warnings(result.flux_ratio)
+    for message in domain["warnings"]:
+        log.warning("%s: %s", source.name, message)
     out = fits.PrimaryHDU(result.image)
     carry_header(header, out.header)
     _describe(out.header, result, settings, loaded, gain)
+    _describe_domain(out.header, result.flux, domain)
     Provenance.from_argv(config_hash=run["cfg_hash"]).apply(out.header)
     hdus = [out]
     if result.average is not None:
@@ -126,13 +141,69 @@ def _infer_one(source: "_VideoSource", target: str, run: dict) -> dict:
         mean.header["NCOMBINE"] = (result.n_frames - len(result.masked_frames), "frames averaged (plain mean)")
         hdus.append(mean)
     write_hdus(fits.HDUList(hdus), target, run["overwrite"])
-    log.info("%s: %d windows x %d tiles in %.1f s (%.2f frames/s) -> %s", source.name, result.n_windows,
-             result.n_tiles, seconds, result.n_frames / seconds, target)
+    log.info("%s: %d windows x %d tiles in %.1f s (%.2f frames/s), FLUXRAT %s -> %s", source.name, result.n_windows,
+             result.n_tiles, seconds, result.n_frames / seconds, _format_ratio(result.flux_ratio), target)
     return {"input": source.name, "output": target, "frames": result.n_frames, "windows": result.n_windows,
             "tiles": result.tiles_processed, "masked_frames": result.masked_frames,
             "replaced_pixels": result.replaced_pixels, "background": result.background_mode,
-            "background_level": float(result.background.mean()), "seconds": round(seconds, 3),
+            "background_level": float(result.background.mean()), "flux_ratio": result.flux_ratio,
+            "domain": domain["state"], "domain_warnings": domain["warnings"], "seconds": round(seconds, 3),
             "frames_per_s": result.n_frames / seconds, "tiles_per_s": result.tiles_processed / seconds}
+
+
+#: bytes of frames read to measure a video's levels (at most one context of frames)
+LEVEL_SAMPLE_BYTES = 64 * 2**20
+
+
+def _check_domain(loaded: dict, video: Any, gain: float, context: int, ignore_instrument: bool) -> dict:
+    """Refuse a video outside the model's domain (unless ``ignore_instrument``); otherwise return
+    ``{"state", "flags", "warnings"}`` for the log and the header. Refusals come from the header
+    alone, before any pixel is read; the levels are measured on the first frames."""
+    from dancekit.io.video import header_facts, saturation_level
+    from dancekit.unet.domain import Mismatch, compare, measure_levels
+
+    domain, facts = loaded["domain"], header_facts(video.header)
+    refusals = [m for m in compare(domain, facts, None) if m.refuse]
+    if refusals and not ignore_instrument:
+        raise InputError(f"outside the domain of the model {loaded['name']}: {'; '.join(m.message for m in refusals)}; "
+                         "pass --ignore-instrument to run it anyway")
+    n_sample = max(1, min(context, video.n_frames, LEVEL_SAMPLE_BYTES // (4 * video.shape[0] * video.shape[1])))
+    saturation = saturation_level(video.header)
+    levels = measure_levels(video.read(0, n_sample) * gain, None if saturation is None else saturation * gain)
+    found = compare(domain, facts, levels)
+    header = video.header
+    if isinstance(header.get("BITPIX"), int) and header["BITPIX"] > 0 and not {"BUNIT", "GAIN"} & set(header):
+        found.append(Mismatch("gain", "integer pixels (raw counts?) with neither BUNIT nor GAIN in the header: "
+                                      "taken as electrons; add GAIN [e-/ADU] and BUNIT = 'adu'"))
+    warnings = [f"outside the model's domain{' (--ignore-instrument)' if m.refuse else ''}: {m.message}" for m in found]
+    if not domain.known:
+        warnings.append(f"the model {loaded['name']} records no training domain (made before dancekit recorded one, "
+                        "or DanceCam's format): the video cannot be checked against it; calibrate-unet adds one")
+    state = "forced" if refusals else "outside" if found else "inside" if domain.known else "unknown"
+    return {"state": state, "flags": [m.what for m in found], "warnings": warnings}
+
+
+def _flux_warnings(ratio: Optional[float]) -> list[str]:
+    from dancekit.unet.domain import flux_ratio_warning
+
+    message = flux_ratio_warning(ratio)
+    return [message] if message else []
+
+
+def _describe_domain(header: Any, flux: Any, domain: dict) -> None:
+    if flux.ratio is None:
+        header["FLUXRAT"] = (None, "undefined: the average stack has no flux above the sky")
+    else:
+        header["FLUXRAT"] = (float(flux.ratio), "output / average-stack flux above the sky")
+    header["FLUXSKY"] = (float(flux.sky), "sky of the stack under the blurred output [BUNIT]")
+    header["DOMAIN"] = (domain["state"], "video vs model training domain (inside/outside/forced/unknown)")
+    header["DOMFLAGS"] = (",".join(domain["flags"])[:68], "what lies outside the model's domain")
+    for message in domain["warnings"]:
+        header.add_history(f"warning: {message}")
+
+
+def _format_ratio(ratio: Optional[float]) -> str:
+    return "undefined" if ratio is None else f"{ratio:.3f}"
 
 
 def _describe(header: Any, result: Any, settings: dict, loaded: dict, gain: float) -> None:
@@ -160,84 +231,6 @@ def _describe(header: Any, result: Any, settings: dict, loaded: dict, gain: floa
         header.add_history(f"masked frames (no finite pixel): {_ranges(result.masked_frames)}")
     for key, value in loaded["summary"].items():
         header.add_history(f"model training {key}: {value}"[:72])
-
-
-class _VideoSource:
-    """A video to read frames from: one (T, H, W) cube, or single-frame (H, W) files in order."""
-
-    def __init__(self, name: str, paths: list[str], ext: Optional[str], single_frames: bool):
-        self.name, self.paths, self.ext, self.single_frames = name, paths, ext, single_frames
-
-    @classmethod
-    def plan(cls, inputs: list[str], ext: Optional[str]) -> list["_VideoSource"]:
-        """All 2-D inputs (more than one) form one video; otherwise each input is a cube."""
-        from dancekit.io.fits_in import FitsReader
-
-        if len(inputs) < 2:
-            return [cls(p, [p], ext, False) for p in inputs]
-        dims, errors = {}, {}
-        for path in inputs:
-            try:
-                with FitsReader(path) as reader:
-                    dims[path] = reader.image_info(ext, (2, 3)).shape
-            except InputError as exc:
-                errors[path] = exc  # a bad cube is reported and skipped when processed
-        flat = [p for p in dims if len(dims[p]) == 2]
-        cubes = [p for p in dims if len(dims[p]) == 3]
-        if flat and cubes:
-            raise InputError(f"{flat[0]} is a single frame but {cubes[0]} is a cube; give either cubes "
-                             "(one output each) or single frames (one video)")
-        if not flat:
-            return [cls(p, [p], ext, False) for p in inputs]
-        if errors:  # a frame of a one-file-per-frame video is missing: the video is unusable
-            path, exc = next(iter(errors.items()))
-            raise exc.with_source(path)
-        first = dims[inputs[0]]
-        for path in inputs[1:]:
-            if dims[path] != first:
-                raise InputError(f"frame {path} is {dims[path][0]}x{dims[path][1]} px but the first frame "
-                                 f"{inputs[0]} is {first[0]}x{first[1]} px; all frames of a video must match")
-        return [cls(inputs[0], list(inputs), ext, True)]
-
-    def open(self) -> "_OpenVideo":
-        return _OpenVideo(self)
-
-
-class _OpenVideo:
-    def __init__(self, source: _VideoSource):
-        from dancekit.io.fits_in import FitsReader
-
-        self.source = source
-        self.reader = FitsReader(source.paths[0])
-        info = self.reader.image_info(source.ext, 2 if source.single_frames else (2, 3))
-        if len(info.shape) != 3 and not source.single_frames:
-            raise InputError(f"is a single {info.shape[0]}x{info.shape[1]} image, not a (T, H, W) video; "
-                             "give several frames to form a video")
-        self.index = info.index
-        self.header = self.reader.header(info.index)
-        self.shape = tuple(info.shape[-2:])
-        self.n_frames = len(source.paths) if source.single_frames else info.shape[0]
-
-    def read(self, start: int, stop: int):
-        if not self.source.single_frames:
-            return self.reader.frames(start, stop, self.index)
-        import numpy as np
-        from dancekit.io.fits_in import FitsReader
-
-        frames = []
-        for path in self.source.paths[start:stop]:
-            with FitsReader(path) as reader:
-                frame = reader.image(self.source.ext, 2)
-            if frame.shape != self.shape:
-                raise InputError(f"frame {path} is {frame.shape} but the first frame {self.source.paths[0]} is {self.shape}")
-            frames.append(frame)
-        return np.stack(frames)
-
-    def __enter__(self) -> "_OpenVideo":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.reader.close()
 
 
 def _model_path(path: Optional[str]) -> str:
@@ -292,11 +285,27 @@ def _read_model(path: str) -> dict:
     if stored_context is not None and int(stored_context) != config.in_channels:
         raise InputError(f"checkpoint says context {stored_context} but its network takes {config.in_channels} frames", source=path)
     summary = next((obj[k] for k in SUMMARY_KEYS if isinstance(obj, dict) and isinstance(obj.get(k), dict)), {})
+    domain = _stored_domain(obj if isinstance(obj, dict) else {}, path)
     return {"model": network, "name": os.path.basename(path), "path": path, "sha256": digest.hexdigest(),
             "format": "dancekit" if is_dancekit else "DanceCam", "inverse": inverse, "calibration": calibration, "tta": tta,
-            "instrument": obj.get("instrument") if isinstance(obj, dict) else None,
+            "domain": domain,
             "tile": obj.get("tile") if isinstance(obj, dict) and isinstance(obj.get("tile"), int) else None,
             "context": config.in_channels, "summary": summary}
+
+
+def _stored_domain(obj: dict, path: str) -> Any:
+    """The checkpoint's training domain; for a model without one, only its config's instrument."""
+    from dancekit.unet.domain import TrainingDomain
+
+    if obj.get("domain") is not None:
+        try:
+            return TrainingDomain.from_dict(obj["domain"])
+        except InputError as exc:
+            raise exc.with_source(path)
+    instrument = obj.get("instrument")
+    if isinstance(instrument, dict):
+        instrument = instrument.get("instrument") or instrument.get("name")
+    return TrainingDomain(instruments=(str(instrument),) if instrument else ())
 
 
 def _checked_context(context: Optional[int], loaded: dict) -> int:
@@ -306,18 +315,6 @@ def _checked_context(context: Optional[int], loaded: dict) -> int:
         raise ParameterError(f"--context {context} but the model {loaded['name']} was trained on windows of "
                              f"{loaded['context']} frames", source="--context")
     return context
-
-
-def _check_instrument(loaded: dict, header: Any, name: str) -> None:
-    instrument = loaded["instrument"]
-    if isinstance(instrument, dict):
-        instrument = instrument.get("instrument") or instrument.get("name")
-    video = header.get("INSTRUME")
-    if not instrument or not video:
-        return
-    if str(instrument).strip().casefold() != str(video).strip().casefold():
-        raise InputError(f"the model {loaded['name']} was trained for instrument '{instrument}' but the video's "
-                         f"INSTRUME is '{video}'; pass --ignore-instrument to run it anyway", source=name)
 
 
 def _gain(header: Any, cfg: Any) -> float:

@@ -19,6 +19,7 @@ class DeviceChoice(str, Enum):
 
 
 Inputs = Annotated[list[str], typer.Argument(help="Input FITS files; '-' reads FITS from standard input.", show_default=False)]
+VideoInputs = Annotated[list[str], typer.Argument(help="Video cube(s) (T, H, W), one output each; or single-frame images forming one video, in order. '-' = stdin.", show_default=False)]
 Output = Annotated[str, typer.Option("--output", "-o", help="Output FITS file, a folder for many inputs, or '-' for standard output.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Json = Annotated[bool, typer.Option("--json", help="Print a one-object JSON summary on stdout.")]
@@ -65,3 +66,15 @@ def parse_range(text: str | None, length: int, what: str = "frames") -> tuple[in
     if not 0 <= start < stop <= length:
         raise ParameterError(f"{text} selects no {what} of the {length} available", source=f"--{what}")
     return start, stop
+
+
+Scheduler = Annotated[
+    Optional[str],
+    typer.Option("--scheduler", help="Run the inputs on Dask: local[:N] (N worker processes started here) or "
+                 "tcp://HOST:PORT (a running `dask scheduler`). Default: in this process.", show_default=False),
+]
+Count = Annotated[
+    Optional[int],
+    typer.Option("--count", min=1, help="Make N products into the folder -o, product i seeded with "
+                 "SeedSequence(--seed).spawn(N)[i] (the same set on any scheduler).", show_default=False),
+]

@@ -11,11 +11,13 @@ closes our stdout early (``| head -c 100``) ends the command quietly with exit 0
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import inspect
 import logging
 import signal
 import sys
+import time
 import traceback
 from typing import Annotated, Callable, Iterable, Iterator
 
@@ -73,7 +75,9 @@ def setup_logging(quiet: bool, verbose: int) -> None:
     _state["quiet"] = quiet
 
 
-_state = {"quiet": False}
+_state = {"quiet": False, "debug": False}
+#: True while a task runs on a Dask worker: its stderr is not the user's, so no progress output there
+in_worker_task: contextvars.ContextVar[bool] = contextvars.ContextVar("in_worker_task", default=False)
 
 
 class _PlainFormatter(logging.Formatter):
@@ -120,6 +124,7 @@ def cli_command(function: Callable[..., int | None]) -> Callable[..., None]:
     def wrapper(*args, **kwargs):
         quiet, verbose, debug = kwargs.pop("quiet"), kwargs.pop("verbose"), kwargs.pop("debug")
         setup_logging(quiet, verbose)
+        _state["debug"] = debug
         code = run_guarded(lambda: function(*args, **kwargs), debug)
         if code:
             raise typer.Exit(code)
@@ -159,23 +164,69 @@ def run_guarded(call: Callable[[], int | None], debug: bool) -> int:
 def for_each_input(inputs: Iterable[str], process: Callable[[str], None]) -> int:
     """Process inputs in turn; a bad one is reported and skipped, the exit code says so at the end."""
     inputs = list(inputs)
-    failed = 0
-    for path in inputs:
-        try:
-            process(path)
-        except DancekitError as exc:
-            report_error(str(exc.with_source("<stdin>" if path == "-" else path)))
-            failed += 1
-    if failed and len(inputs) > 1:
-        report_error(f"{failed} of {len(inputs)} inputs failed; the others were written")
+    _, failed = process_in_turn(inputs, process, inputs)
+    return report_failures(len(failed), len(inputs))
+
+
+def process_in_turn(items: list, process: Callable, names: list[str], show: bool = False) -> tuple[list, list[str]]:
+    """``process(item)`` for each item in order: (the results of those that worked, the names that failed).
+    ``show``: a progress bar over the items (when there are several)."""
+    results, failed = [], []
+    with progress(command_name(), len(items)) if show and len(items) > 1 else contextlib.nullcontext(_no_progress) as advance:
+        for item, name in zip(items, names):
+            try:
+                results.append(process(item))
+            except DancekitError as exc:
+                report_input_error(exc, name)
+                failed.append(name)
+            advance(1)
+    return results, failed
+
+
+def command_name() -> str:
+    """The subcommand being run (its first argument), for progress lines."""
+    return next((argument for argument in sys.argv[1:] if not argument.startswith("-")), "dancekit")
+
+
+def _no_progress(n: int = 1) -> None:
+    pass
+
+
+def report_input_error(exc: DancekitError, name: str, remote_traceback: str | None = None) -> None:
+    """The one line of a bad input (its traceback first with --debug)."""
+    if _state["debug"]:
+        sys.stderr.write(remote_traceback or "".join(traceback.format_exception(exc)))
+    report_error(str(exc.with_source("<stdin>" if name == "-" else name)))
+
+
+def report_failures(failed: int, total: int) -> int:
+    """The closing line of a many-input run, and its exit code (2 when anything failed)."""
+    if failed and total > 1:
+        if failed == total:
+            report_error(f"all {total} inputs failed; nothing was written")
+        else:
+            report_error(f"{failed} of {total} inputs failed; the others were written")
     return 2 if failed else 0
 
 
 @contextlib.contextmanager
 def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr when it is a terminal (and not --quiet); otherwise nothing."""
-    if _state["quiet"] or not stderr_is_terminal():
-        yield lambda n=1: None
+    """A rich progress bar on stderr when it is a terminal; plain lines for cron; nothing with -q."""
+    if _state["quiet"] or in_worker_task.get():
+        yield _no_progress
+        return
+    if not stderr_is_terminal():
+        lines = PlainProgress(description, total)
+        yield lines.advance
+        lines.close()
+        return
+    if _live_bars:  # rich shows one live display at a time: a nested bar is a line of the one shown
+        bar = _live_bars[-1]
+        task = bar.add_task(description, total=total)
+        try:
+            yield lambda n=1: bar.advance(task, n)
+        finally:
+            bar.remove_task(task)
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -185,4 +236,45 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
         TimeRemainingColumn(), console=Console(stderr=True), transient=True,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        _live_bars.append(bar)
+        try:
+            yield lambda n=1: bar.advance(task, n)
+        finally:
+            _live_bars.pop()
+
+
+_live_bars: list = []  # the rich Progress on screen, if any
+
+
+class PlainProgress:
+    """Progress as log lines when stderr is no terminal (cron): one at every 10 % step or after 30 s
+    without one, none in the first 2 s (a quick job stays quiet), and a closing one if any was printed."""
+
+    QUIET_START, MAX_SILENCE = 2.0, 30.0  # s
+
+    def __init__(self, description: str, total: int | None, clock: Callable[[], float] = time.monotonic):
+        self.description, self.total, self.clock = description, total, clock
+        self.done, self.step, self.reported = 0, 0, None
+        self.started = self.last = clock()
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        now = self.clock()
+        step = 10 * self.done // self.total if self.total else 0
+        if now - self.started >= self.QUIET_START and (step > self.step or now - self.last >= self.MAX_SILENCE):
+            self._line(now)
+        self.step = max(self.step, step)
+
+    def close(self) -> None:
+        if self.reported is not None and self.reported != self.done:
+            self._line(self.clock())
+
+    def _line(self, now: float) -> None:
+        elapsed = now - self.started
+        if self.total:
+            left = elapsed * (self.total - self.done) / self.done if self.done else float("nan")
+            log.info("%s: %d/%d (%d %%), %.0f s elapsed, about %.0f s left", self.description, self.done,
+                     self.total, 100 * self.done // self.total, elapsed, left)
+        else:
+            log.info("%s: %d done, %.0f s elapsed", self.description, self.done, elapsed)
+        self.last, self.reported = now, self.done

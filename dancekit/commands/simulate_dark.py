@@ -7,7 +7,6 @@ Parses options, builds the layout and camera model from the dark config, calls
 # No "from __future__ import annotations" in command modules: typer reads the live Annotated types.
 
 import secrets
-from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
@@ -15,8 +14,9 @@ import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
-from dancekit.commands.runtime import cli_command, log, progress
-from dancekit.errors import InputError, ParameterError
+from dancekit.commands.execution import map_inputs, product_folder
+from dancekit.commands.runtime import cli_command, log
+from dancekit.errors import ParameterError
 
 FolderOutput = Annotated[str, typer.Option("--output", "-o", help="Folder for the frames (created if its parent exists).")]
 
@@ -58,13 +58,14 @@ def simulate_dark(
     output: FolderOutput,
     config: opt.Config = "lamost",
     overrides: opt.Set = None,
-    n: Annotated[int, typer.Option("--n", help="Frames per temperature.")] = 10,
+    count: Annotated[int, typer.Option("--count", "--n", help="Frames per temperature (--n: the former name).")] = 10,
     temperature: Annotated[Optional[str], typer.Option("--temperature", help="Set points in deg C, comma-separated (default: config operation.temperature).")] = None,
     exptime: Annotated[Optional[float], typer.Option("--exptime", help="Exposure time [s] (default: config operation.exptime).")] = None,
     camera_seed: Annotated[int, typer.Option("--camera-seed", help="Seed of the camera's fixed dark pattern: keep it to simulate more frames of the same camera.")] = 0,
     seed: opt.Seed = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Simulate raw dark frames of a multi-channel CCD, with their noise-free expected dark.
 
@@ -74,9 +75,10 @@ def simulate_dark(
     pixels and columns, amplifier glow) with shot noise; the temperature jitters by +-1 deg C.
     Each frame is written as FOLDER/dark_T<set point>_<index>.fits (uint16 raw, EXPECTED extension,
     TEMPERAT, CCD-TEMP, EXPTIME). The same --camera-seed gives the same camera, so training and
-    test sets from different --seed values match.
+    test sets from different --seed values match. Frame k of the set (temperatures in the order
+    given, then index) is seeded with SeedSequence(--seed).spawn(frames)[k], whatever --scheduler.
 
-    Example: dancekit simulate-dark --n 200 --temperature -25,-15,-10,-5 --seed 1 -o darks/
+    Example: dancekit simulate-dark --count 200 --temperature -25,-15,-10,-5 --seed 1 -o darks/
     """
     from dancekit.dark.cameras import layout_from_config
     from dancekit.dark.simulate import camera_pattern, simulate_dark_frame
@@ -90,19 +92,16 @@ def simulate_dark(
         raise ParameterError("simulate-dark writes many frames: give a folder", source="-o")
     cfg = load_config(config, DarkConfig, overrides)
     if cfg.detector.layout != "quadrants":
-        raise ParameterError("simulate-dark needs detector.layout: quadrants (a fits-sections camera has no layout without a frame)", source=config)
-    if n < 1:
-        raise ParameterError(f"need at least 1 frame per temperature, got {n}", source="--n")
+        raise ParameterError(f"simulate-dark simulates cameras of detector.layout quadrants, not '{cfg.detector.layout}' "
+                             "(a camera described by sections has no optical-black rows or mirrored channels to simulate)", source=config)
+    if count < 1:
+        raise ParameterError(f"need at least 1 frame per temperature, got {count}", source="--count")
     temperatures = parse_temperatures(temperature) if temperature is not None else [cfg.operation.temperature]
     exposure = cfg.operation.exptime if exptime is None else exptime
     if not exposure >= 0:
         raise ParameterError(f"exposure time must be >= 0 s, got {exposure}", source="--exptime")
-    folder = Path(output)
-    if folder.exists() and not folder.is_dir():
-        raise InputError("exists and is not a folder", source=output)
-    if not folder.parent.exists():
-        raise InputError(f"parent folder '{folder.parent}' does not exist", source=output)
-    jobs = [(t, i) for t in temperatures for i in range(n)]
+    folder = product_folder(output)
+    jobs = [(t, i) for t in temperatures for i in range(count)]
     targets = [str(folder / frame_name(t, i)) for t, i in jobs]
     if len(set(targets)) != len(targets):
         raise ParameterError("two set points give the same file name; give distinct temperatures (0.1 deg C apart)", source="--temperature")
@@ -118,31 +117,33 @@ def simulate_dark(
     chash = config_hash(cfg)
     log.info("simulating %d raw darks of %s (%dx%d) at %s deg C, %.1f s, camera seed %d, seed %d",
              len(jobs), cfg.detector.name, *layout.frame_shape, ",".join(f"{t:g}" for t in temperatures), exposure, camera_seed, seed)
-    written = []
-    with progress("simulate-dark", len(jobs)) as advance:
-        for (t, i), target, stream in zip(jobs, targets, streams):
-            frame = simulate_dark_frame(layout, pattern, t, exposure, np.random.default_rng(stream), model, dtype="uint16")
-            header = fits.Header()
-            header["INSTRUME"] = (cfg.instrument, "instrument")
-            header["DETECTOR"] = (cfg.detector.name, "sensor")
-            header["IMAGETYP"] = ("dark", "simulated raw dark frame")
-            header["EXPTIME"] = (exposure, "[s] exposure time")
-            header["TEMPERAT"] = (t, "[deg C] detector temperature set point")
-            header["CCD-TEMP"] = (round(frame.temperature, 4), "[deg C] detector temperature reached")
-            header["GAIN"] = (model.gain, "[e-/ADU] gain")
-            header["RDNOISE"] = (model.read_noise, "[e-] read noise")
-            header["DARKELEC"] = (round(frame.dark_electrons, 4), "[e-/pixel] mean dark charge before pattern")
-            header["CAMSEED"] = (camera_seed, "seed of the camera's fixed dark pattern")
-            header["FRAMEIDX"] = (i, "index of this frame at its set point")
-            Provenance.from_argv(config_hash=chash, seed=seed).apply(header)
-            write_raw_dark(target, frame.raw, frame.expected, header, overwrite)
-            written.append({"file": target, "temperature": t, "ccd_temp": frame.temperature})
-            advance(1)
+
+    def one(job: tuple) -> dict:
+        (t, i), target, stream = job
+        frame = simulate_dark_frame(layout, pattern, t, exposure, np.random.default_rng(stream), model, dtype="uint16")
+        header = fits.Header()
+        header["INSTRUME"] = (cfg.instrument, "instrument")
+        header["DETECTOR"] = (cfg.detector.name, "sensor")
+        header["IMAGETYP"] = ("dark", "simulated raw dark frame")
+        header["EXPTIME"] = (exposure, "[s] exposure time")
+        header["TEMPERAT"] = (t, "[deg C] detector temperature set point")
+        header["CCD-TEMP"] = (round(frame.temperature, 4), "[deg C] detector temperature reached")
+        header["GAIN"] = (model.gain, "[e-/ADU] gain")
+        header["RDNOISE"] = (model.read_noise, "[e-] read noise")
+        header["DARKELEC"] = (round(frame.dark_electrons, 4), "[e-/pixel] mean dark charge before pattern")
+        header["CAMSEED"] = (camera_seed, "seed of the camera's fixed dark pattern")
+        header["FRAMEIDX"] = (i, "index of this frame at its set point")
+        Provenance.from_argv(config_hash=chash, seed=seed).apply(header)
+        write_raw_dark(target, frame.raw, frame.expected, header, overwrite)
+        return {"file": target, "temperature": t, "ccd_temp": frame.temperature}
+
+    ran = map_inputs(list(zip(jobs, targets, streams)), one, scheduler, names=targets, output=output)
+    written = ran.results
     log.info("wrote %d frames to %s", len(written), output)
     if as_json:
         opt.print_json({"command": "simulate-dark", "output": output, "frames": len(written), "seed": seed,
-                        "camera_seed": camera_seed, "exptime": exposure, "files": written})
-    return 0
+                        "camera_seed": camera_seed, "exptime": exposure, "files": written, "failed": ran.failed})
+    return ran.code
 
 
 def register(app: typer.Typer) -> None:

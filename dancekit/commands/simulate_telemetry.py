@@ -23,6 +23,7 @@ import numpy as np
 import typer
 
 from dancekit.commands import options as opt
+from dancekit.commands.execution import make_products, product_index
 from dancekit.commands.runtime import cli_command, log
 from dancekit.errors import ParameterError
 
@@ -53,11 +54,14 @@ def simulate_telemetry(
     delay: Annotated[Optional[int], typer.Option("--delay", min=1, help="Loop delay in frames: the command logged at frame k acts from frame k + DELAY (default loop.delay x frame rate, rounded).")] = None,
     wind: Annotated[Optional[float], typer.Option("--wind", help="Effective wind speed, m/s: model exact's speed (default simulation.wind_speed); model screens scales the layers' winds to this Cn2-weighted 5/3-moment (default: the layers' own).")] = None,
     airmass: Annotated[float, typer.Option("--airmass", help="Airmass written as the telescope elevation.")] = 1.0,
+    monitor_seeing: Annotated[Optional[float], typer.Option("--monitor-seeing", help="Seeing in arcsec (zenith, 500 nm) of the simulated site monitor (DIMM) written to the AOT file; default: the true seeing (a real DIMM sees other air).")] = None,
     file_format: Annotated[TelemetryFormat, typer.Option("--format", help="aot (the AOT standard) or modal (plain FITS of pseudo-open-loop modes in rad).")] = TelemetryFormat.aot,
     model: Annotated[Optional[TurbulenceModel], typer.Option("--model", help="screens (moving multi-layer phase screens, simulation.layers) or exact (modes drawn from the von Kármán covariance); default simulation.model.")] = None,
     seed: opt.Seed = None,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    count: opt.Count = None,
+    scheduler: opt.Scheduler = None,
 ):
     """Simulate NAOMI-like AO telemetry with a known r0 and L0, as an AOT file.
 
@@ -66,7 +70,12 @@ def simulate_telemetry(
     Zernike orders alias into the 14 reconstructed modes as on the sky; --model exact draws the
     modes exactly from the von Kármán covariance instead (no aliasing above Noll 45). The r0, L0,
     S/N, slope noise, wind, model and seed are recorded in the primary header (SIM* cards) and the
-    true r0 in an AOT_ATMOSPHERIC_PARAMETERS row, so fit-r0 can be checked against them.
+    true zenith r0 in an AOT_ATMOSPHERIC_PARAMETERS row, so fit-r0 can be checked against them. The
+    AOT file also carries a simulated site monitor (DIMM: zenith seeing and r0 at 500 nm, the layers'
+    L0, Cn2 fractions, heights and winds) and the telescope elevation (from --airmass), and, like
+    NAOMI's REF_IM, the sensor's response to the controlled modes (MODES_TO_MEASUREMENTS).
+    With --count N, -o is a folder of N series (telemetry_0000.fits ...) of the same turbulence,
+    each drawn from its own seed spawned from --seed (DKINDEX in its header).
 
     Example: dancekit simulate-telemetry --r0 0.12 --L0 25 --snr 5 --closed-loop --seed 1 -o telemetry.fits
     """
@@ -78,14 +87,15 @@ def simulate_telemetry(
                                                 with_effective_wind_speed)
     from dancekit.ao.zernike import n_modes_to_order
     from dancekit.commands.fit_r0 import fit_noll
-    from dancekit.io.aot import write_aot, write_modal_fits
+    from dancekit.io.aot_write import LoopRecord, write_aot, write_modal_fits
     from dancekit.io.config import config_hash, load_config
     from dancekit.io.config_schema import AOConfig
     from dancekit.io.fits_out import check_output
     from dancekit.io.provenance import Provenance
 
-    opt.check_json_with_output(as_json, output)
-    check_output(output, overwrite)
+    if count is None:
+        opt.check_json_with_output(as_json, output)
+        check_output(output, overwrite)
     cfg = load_config(config, AOConfig, overrides)
     r0 = cfg.reference.r0 if r0 is None else r0
     outer_scale = cfg.reference.L0 if outer_scale is None else outer_scale
@@ -98,6 +108,8 @@ def simulate_telemetry(
             raise ParameterError(f"must be a positive number, got {value}", source=name)
     if not (np.isfinite(airmass) and airmass >= 1):
         raise ParameterError(f"airmass must be >= 1, got {airmass}", source="--airmass")
+    if monitor_seeing is not None and not (np.isfinite(monitor_seeing) and monitor_seeing > 0):
+        raise ParameterError(f"must be a positive number of arcsec, got {monitor_seeing}", source="--monitor-seeing")
     if closed_loop and not 0 < gain < 2:
         raise ParameterError(f"integrator gain must be in (0, 2), got {gain}", source="--gain")
     n_frames = int(round(duration * rate))
@@ -122,20 +134,24 @@ def simulate_telemetry(
     if model is TurbulenceModel.exact:
         wind = cfg.simulation.wind_speed if wind is None else wind
         correlation = modal_correlation_frames(range(2, max_noll + 1), wind, diameter, rate)
-        sim = simulate(r0, outer_scale, n_frames=n_frames, diameter=diameter, controlled_noll=controlled,
-                       max_noll=max_noll, correlation_frames=correlation, slope_noise=slope_noise,
-                       loop_gain=gain if closed_loop else 0.0, loop_delay=loop_delay, seed=seed, **geometry)
         n_layers = 0
+
+        def draw(random):
+            return simulate(r0, outer_scale, n_frames=n_frames, diameter=diameter, controlled_noll=controlled,
+                            max_noll=max_noll, correlation_frames=correlation, slope_noise=slope_noise,
+                            loop_gain=gain if closed_loop else 0.0, loop_delay=loop_delay, seed=random, **geometry)
     else:
         layers = _turbulent_layers(cfg.simulation, TurbulentLayer)
         if wind is not None:
             layers = with_effective_wind_speed(layers, wind)
         wind, n_layers = effective_wind_speed(layers), len(layers)
-        sim = simulate_screen_telemetry(
-            r0, outer_scale, layers, n_frames=n_frames, frame_rate=rate, diameter=diameter,
-            controlled_noll=controlled, true_noll=range(2, max_noll + 1), slope_noise=slope_noise,
-            loop_gain=gain if closed_loop else 0.0, loop_delay=loop_delay,
-            samples_per_subaperture=cfg.simulation.samples_per_subaperture, seed=seed, **geometry)
+
+        def draw(random):
+            return simulate_screen_telemetry(
+                r0, outer_scale, layers, n_frames=n_frames, frame_rate=rate, diameter=diameter,
+                controlled_noll=controlled, true_noll=range(2, max_noll + 1), slope_noise=slope_noise,
+                loop_gain=gain if closed_loop else 0.0, loop_delay=loop_delay,
+                samples_per_subaperture=cfg.simulation.samples_per_subaperture, seed=random, **geometry)
 
     truth_seeing = seeing_from_r0(r0, None, airmass)[0]
     cards = {
@@ -149,37 +165,69 @@ def simulate_telemetry(
         "SIMGAIN": (float(gain) if closed_loop else 0.0, "integrator gain (0: open loop)"),
         "SIMNOLL": (int(max_noll), "highest Noll drawn (exact) or kept as truth (screens)"),
     }
-    provenance = Provenance.from_argv(config_hash=config_hash(cfg), seed=seed)
     unit = cfg.loop.modal_unit
-    if file_format is TelemetryFormat.aot:
-        n_sub = sim.slopes.shape[1] // 2
-        s2m = pol.from_radians_at_500nm(
-            reconstructor(interaction_matrix(controlled, diameter=diameter, **geometry)), unit,
-            cfg.wavefront_sensor.wavelength).reshape(len(controlled), 2, n_sub)
-        write_aot(
-            output, slopes=sim.slopes.reshape(n_frames, 2, n_sub), slopes_to_modes=s2m, frame_rate=rate,
-            delay=float(loop_delay), closed_loop=closed_loop,
-            commands=pol.from_radians_at_500nm(sim.dm_modes, unit, cfg.wavefront_sensor.wavelength) if closed_loop else None,
-            commands_to_modes=np.eye(len(controlled)) if closed_loop else None,
-            diameter=diameter, obstruction=cfg.telescope.obstruction,
-            elevation=float(np.degrees(np.arcsin(1.0 / airmass))), truth={"r0": r0, "seeing": truth_seeing},
-            cards=cards, provenance=provenance, overwrite=overwrite)
-    else:
-        modes = pol.pseudo_open_loop_modes(sim.dm_modes, sim.residual_modes, -loop_delay) if closed_loop else sim.reconstructed
-        write_modal_fits(output, modes, noll_min=controlled[0], unit="rad", wavelength=500e-9, frame_rate=rate,
-                         diameter=diameter, obstruction=cfg.telescope.obstruction, airmass=airmass,
-                         cards=cards, provenance=provenance, overwrite=overwrite)
-    log.info("simulated %d frames (%s loop, r0 = %.3f m, L0 = %g m, slope noise %.3g rad/m) -> %s",
-             n_frames, "closed" if closed_loop else "open", r0, outer_scale, slope_noise, output)
-    if as_json:
-        opt.print_json({
-            "command": "simulate-telemetry", "output": output, "format": file_format.value, "r0": r0, "L0": outer_scale,
+
+    def one(job: tuple) -> dict:
+        """One series: job = (target, its SeedSequence, index in --count or None: then --seed as before)."""
+        target, sequence, index = job
+        sim = draw(seed if index is None else np.random.default_rng(sequence))
+        provenance = Provenance.from_argv(config_hash=config_hash(cfg), seed=seed, **product_index(index))
+        if file_format is TelemetryFormat.aot:
+            n_sub = sim.slopes.shape[1] // 2
+            wavelength = cfg.wavefront_sensor.wavelength
+            g_f = interaction_matrix(controlled, diameter=diameter, **geometry)  # rad/m per rad
+            s2m = pol.from_radians_at_500nm(reconstructor(g_f), unit, wavelength).reshape(len(controlled), 2, n_sub)
+            m2s = (g_f * pol.to_radians_at_500nm(1.0, unit, wavelength)).reshape(2, n_sub, len(controlled)).transpose(1, 0, 2)
+            loop = LoopRecord(
+                "main loop", slopes=sim.slopes.reshape(n_frames, 2, n_sub), slopes_to_modes=s2m, frame_rate=rate,
+                delay=float(loop_delay), closed_loop=closed_loop,
+                commands=pol.from_radians_at_500nm(sim.dm_modes, unit, wavelength) if closed_loop else None,
+                commands_to_modes=np.eye(len(controlled)) if closed_loop else None, modes_to_slopes=m2s)
+            monitor = _site_monitor(truth_seeing if monitor_seeing is None else monitor_seeing, outer_scale,
+                                    layers if model is TurbulenceModel.screens else None, wind)
+            write_aot(target, [loop], diameter=diameter, obstruction=cfg.telescope.obstruction,
+                      elevation=float(np.degrees(np.arcsin(1.0 / airmass))), monitor=monitor,
+                      truth={"r0": float(r0 * airmass ** 0.6), "seeing": truth_seeing},
+                      cards=cards, provenance=provenance, overwrite=overwrite)
+        else:
+            modes = pol.pseudo_open_loop_modes(sim.dm_modes, sim.residual_modes, -loop_delay) if closed_loop else sim.reconstructed
+            write_modal_fits(target, modes, noll_min=controlled[0], unit="rad", wavelength=500e-9, frame_rate=rate,
+                             diameter=diameter, obstruction=cfg.telescope.obstruction, airmass=airmass,
+                             cards=cards, provenance=provenance, overwrite=overwrite)
+        log.info("simulated %d frames (%s loop, r0 = %.3f m, L0 = %g m, slope noise %.3g rad/m) -> %s",
+                 n_frames, "closed" if closed_loop else "open", r0, outer_scale, slope_noise, target)
+        return {
+            "command": "simulate-telemetry", "output": target, "format": file_format.value, "r0": r0, "L0": outer_scale,
             "seeing": truth_seeing, "snr": snr, "slope_noise": slope_noise, "n_frames": n_frames, "frame_rate": rate,
             "closed_loop": closed_loop, "gain": gain if closed_loop else 0.0, "delay": loop_delay, "seed": seed,
-            "model": model.value, "wind": wind, "n_layers": n_layers,
+            **({} if index is None else {"index": index}), "model": model.value, "wind": wind, "n_layers": n_layers,
+            "monitor_seeing": (truth_seeing if monitor_seeing is None else monitor_seeing) if file_format is TelemetryFormat.aot else None,
             "noise_variance": [float(v) for v in sim.noise_variance],
-        })
-    return 0
+        }
+
+    return make_products(one, output, "telemetry", count, seed, overwrite, scheduler, as_json)
+
+
+def _site_monitor(seeing: float, outer_scale: float, layers, wind: float):
+    """A simulated DIMM row: zenith seeing [arcsec] and r0 [m] at 500 nm, and the layers' L0 [m],
+    Cn2 fractions, heights [m] and winds [m/s, deg from +x] (one ground layer for model exact)."""
+    import math
+
+    from dancekit.ao.seeing import r0_from_seeing
+    from dancekit.io.aot_write import MonitorRecord
+
+    if layers is None:
+        profile = [(0.0, 1.0, wind, 0.0)]
+    else:
+        total = sum(la.cn2_fraction for la in layers)
+        profile = [(la.altitude, la.cn2_fraction / total, math.hypot(*la.wind), math.degrees(math.atan2(la.wind[1], la.wind[0])))
+                   for la in layers]
+    l0 = float(outer_scale) if np.isfinite(outer_scale) else 1e6
+    return MonitorRecord(
+        "DIMM (simulated)", wavelength=500e-9, seeing=float(seeing), r0=float(r0_from_seeing(seeing)),
+        layers_l0=tuple(l0 for _ in profile), layers_weight=tuple(p[1] for p in profile),
+        layers_height=tuple(p[0] for p in profile), layers_wind_speed=tuple(p[2] for p in profile),
+        layers_wind_direction=tuple(p[3] for p in profile))
 
 
 def _turbulent_layers(simulation, layer_type) -> tuple:

@@ -2,17 +2,20 @@
 
 # No "from __future__ import annotations" in command modules: typer reads the live Annotated types.
 
+import functools
 import math
+from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import numpy as np
 import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
+from dancekit.commands.execution import make_products, product_index
 from dancekit.commands.runtime import cli_command, log, progress
-from dancekit.errors import InputError, ParameterError
+from dancekit.errors import DancekitError, InputError, ParameterError
 from dancekit.io.config import config_hash, load_config
 from dancekit.io.config_schema import VideoConfig
 from dancekit.io.fits_out import check_output
@@ -54,7 +57,7 @@ def simulate_video(
     size: Annotated[str, typer.Option("--size", help="Frame size in pixels: N or HxW.")] = "256",
     seeing: Annotated[Optional[float], typer.Option("--seeing", help="Seeing FWHM at 500 nm at zenith [arcsec]; drawn from the config when absent.")] = None,
     r0: Annotated[Optional[float], typer.Option("--r0", help="Fried parameter at 500 nm [m], instead of --seeing.")] = None,
-    stars: Annotated[Optional[int], typer.Option("--stars", help="Number of stars (random field: drawn in 3-2000 when absent).")] = None,
+    stars: Annotated[Optional[str], typer.Option("--stars", help="Number of stars N, or MIN:MAX to draw it per video (random field default: 3:2000; cluster: 12000).")] = None,
     cluster: Annotated[Optional[ClusterProfile], typer.Option("--cluster", help="Draw a globular cluster with this profile (M92-like radii).")] = None,
     catalog: Annotated[Optional[str], typer.Option("--catalog", help="FITS table of stars: x/y (0-based px) or ra/dec (deg), and mag.")] = None,
     catalog_offset: Annotated[float, typer.Option("--catalog-offset", help="Random shift of the catalogue, up to this fraction of the field (<= 0.5).")] = 0.0,
@@ -67,13 +70,64 @@ def simulate_video(
     device: opt.Device = opt.DeviceChoice.auto,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    count: opt.Count = None,
+    scheduler: opt.Scheduler = None,
 ):
     """Simulate a turbulent short-exposure video of a star field, with its truth.
 
-    Multi-layer von Kármán screens move with the wind over the pupil; light is propagated layer by layer (split-step Fresnel) or the phases summed (geometric); every star has its own PSF (anisoplanatism); each frame integrates the turbulence over its exposure; then sky, Poisson and read noise. The output has the cube (T, H, W), a TRUTH image with the same optics and pixels but no atmosphere and no noise, and a CATALOG of the stars.
+    Multi-layer von Kármán screens move with the wind over the pupil; light is propagated layer by layer (split-step Fresnel) or the phases summed (geometric); every star has its own PSF (anisoplanatism); each frame integrates the turbulence over its exposure; then sky, Poisson and read noise. The output has the cube (T, H, W), a TRUTH image with the same optics and pixels but no atmosphere and no noise, and a CATALOG of the stars. With --count N, -o is a folder of N videos (video_0000.fits ...), each drawn (seeing, stars, screens, noise) from its own seed spawned from --seed; DKINDEX in each header says which.
 
     Example: dancekit simulate-video --frames 64 --size 256 --seeing 1.2 --stars 300 --seed 1 -o video.fits
     """
+    if count is None:
+        opt.check_json_with_output(as_json, output)
+        check_output(output, overwrite)
+    cfg = load_config(config, VideoConfig, overrides)
+    shape = parse_size(size)
+    if frames < 1:
+        raise ParameterError(f"need at least 1 frame, got {frames}", source="--frames")
+    if seeing is not None and seeing <= 0:
+        raise ParameterError(f"seeing must be > 0 arcsec, got {seeing}", source="--seeing")
+    if catalog is not None and cluster is not None:
+        raise ParameterError("--catalog and --cluster exclude each other", source="--catalog")
+    wcs = _wcs(shape, ra, dec, cfg.camera.pixel_scale)
+    catalogue = _read_catalogue(catalog) if catalog else None
+    if catalogue is not None:  # refused once here rather than once per video
+        try:
+            _star_field(shape, np.random.default_rng(0), None, None, catalogue, catalog_offset, wcs, mag_min, mag_max)
+        except DancekitError as exc:
+            raise exc.with_source(catalog)
+    seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
+    plan = VideoPlan(cfg, shape, frames, seeing, r0, parse_stars(stars), cluster, catalogue, catalog_offset, ra, dec,
+                     mag_min, mag_max, propagation, device, seed, overwrite)
+    return make_products(functools.partial(make_video, plan), output, "video", count, seed, overwrite, scheduler, as_json)
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """The options of one simulate-video call, shared by every video it makes."""
+
+    cfg: Any  # VideoConfig
+    shape: tuple  # (H, W) pixels
+    frames: int
+    seeing: Optional[float]  # arcsec at 500 nm; None: drawn from the config
+    r0: Optional[float]  # m at 500 nm
+    stars: Optional[tuple[int, int]]  # (MIN, MAX) drawn per video; None: the default of the field kind
+    cluster: Optional[ClusterProfile]
+    catalogue: Optional[dict]  # columns of --catalog
+    catalog_offset: float
+    ra: float  # deg
+    dec: float  # deg
+    mag_min: float
+    mag_max: float
+    propagation: Optional[Propagation]
+    device: Any  # opt.DeviceChoice, resolved where the video is made
+    seed: int  # --seed (DKSEED)
+    overwrite: bool
+
+
+def make_video(plan: VideoPlan, job: tuple) -> dict:
+    """Simulate one video, job = (target, its SeedSequence, index in --count or None); its JSON summary."""
     import torch
 
     from dancekit.device import resolve_device
@@ -82,30 +136,24 @@ def simulate_video(
     from dancekit.sky import noise
     from dancekit.sky.video import VideoOptics, r0_modulation, simulate_frames, simulate_truth
 
-    opt.check_json_with_output(as_json, output)
-    check_output(output, overwrite)
-    cfg = load_config(config, VideoConfig, overrides)
-    shape = parse_size(size)
-    if frames < 1:
-        raise ParameterError(f"need at least 1 frame, got {frames}", source="--frames")
-    if seeing is not None and seeing <= 0:
-        raise ParameterError(f"seeing must be > 0 arcsec, got {seeing}", source="--seeing")
-    seed = int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed
-    field_seq, atmosphere_seq, screen_seq, noise_seq, motion_seq = np.random.SeedSequence(seed).spawn(5)
-    torch_device = resolve_device(device)
+    target, sequence, index = job
+    cfg, shape, frames = plan.cfg, plan.shape, plan.frames
+    field_seq, atmosphere_seq, screen_seq, noise_seq, motion_seq = sequence.spawn(5)
+    torch_device = resolve_device(plan.device)
 
     optics = VideoOptics(
         cfg.telescope.aperture, cfg.telescope.obstruction, cfg.optics.wavelength,
         atm.ARCSEC * cfg.camera.pixel_scale, cfg.camera.exposure, 1 / cfg.camera.frame_rate, cfg.atmosphere.substeps,
-        (propagation.value if propagation else cfg.optics.propagation), cfg.optics.oversampling,
+        (plan.propagation.value if plan.propagation else cfg.optics.propagation), cfg.optics.oversampling,
         cfg.optics.bandwidth, cfg.optics.n_wavelengths,
     )
     profile = [atm.LayerSpec(layer.altitude, layer.cn2_fraction, layer.wind_speed, layer.wind_speed_sigma,
                              layer.wind_direction, layer.L0) for layer in cfg.atmosphere.layers]
     atmosphere = atm.draw_atmosphere(profile, np.random.default_rng(atmosphere_seq), cfg.atmosphere.seeing,
-                                     cfg.atmosphere.seeing_sigma, seeing=seeing, r0=r0)
-    wcs = _wcs(shape, ra, dec, cfg.camera.pixel_scale)
-    field = _star_field(shape, np.random.default_rng(field_seq), stars, cluster, catalog, catalog_offset, wcs, mag_min, mag_max)
+                                     cfg.atmosphere.seeing_sigma, seeing=plan.seeing, r0=plan.r0)
+    wcs = _wcs(shape, plan.ra, plan.dec, cfg.camera.pixel_scale)
+    field = _star_field(shape, np.random.default_rng(field_seq), plan.stars, plan.cluster, plan.catalogue,
+                        plan.catalog_offset, wcs, plan.mag_min, plan.mag_max)
     _check_memory(shape, frames, optics, atmosphere)
 
     per_frame = noise.mag_to_rate(field.mag, cfg.sky.zero_point) * cfg.camera.exposure  # electrons per frame
@@ -133,16 +181,15 @@ def simulate_video(
         truth = truth / cfg.camera.gain
 
     header = _header(cfg, optics, atmosphere, grid, shape, frames, sky, len(field), wcs)
-    Provenance.from_argv(config_hash=config_hash(cfg), seed=seed).apply(header)
+    Provenance.from_argv(config_hash=config_hash(cfg), seed=plan.seed, **product_index(index)).apply(header)
     table = {"x": field.x, "y": field.y, "flux": per_frame / (cfg.camera.gain if to_adu or bits else 1), "mag": field.mag}
     sky_ra, sky_dec = wcs.all_pix2world(field.x, field.y, 0)
     table.update(ra=sky_ra, dec=sky_dec)
-    write_video(output, noisy, header, truth, table, overwrite)
-    log.info("wrote %s", output)
-    if as_json:
-        opt.print_json({"command": "simulate-video", "output": output, "frames": frames, "shape": list(shape),
-                        "stars": len(field), "seed": seed, "r0_500": atmosphere.r0,
-                        "seeing_500": atmosphere.seeing_at(500e-9), "pupil_grid": grid.n})
+    write_video(target, noisy, header, truth, table, plan.overwrite)
+    log.info("wrote %s", target)
+    return {"command": "simulate-video", "output": target, "frames": frames, "shape": list(shape),
+            "stars": len(field), "seed": plan.seed, **({} if index is None else {"index": index}),
+            "r0_500": atmosphere.r0, "seeing_500": atmosphere.seeing_at(500e-9), "pupil_grid": grid.n}
 
 
 def _wcs(shape, ra, dec, pixel_scale):
@@ -153,18 +200,31 @@ def _wcs(shape, ra, dec, pixel_scale):
     return tan_wcs(shape, ra, dec, pixel_scale)
 
 
-def _star_field(shape, rng, stars, cluster, catalog, catalog_offset, wcs, mag_min, mag_max):
+def parse_stars(text: Optional[str]) -> Optional[tuple[int, int]]:
+    """``N`` -> (N, N); ``MIN:MAX`` -> (MIN, MAX), drawn uniformly per video; None stays None."""
+    if text is None:
+        return None
+    try:
+        low, _, high = text.partition(":")
+        bounds = (int(low), int(high or low))
+    except ValueError:
+        raise ParameterError(f"'{text}' is not N or MIN:MAX", source="--stars") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise ParameterError(f"need at least 1 star (and MIN <= MAX), got {text}", source="--stars")
+    return bounds
+
+
+def _star_field(shape, rng, stars, cluster, catalogue, catalog_offset, wcs, mag_min, mag_max):
     from dancekit.sky import star_fields
 
-    if stars is not None and stars < 1:
-        raise ParameterError(f"need at least 1 star, got {stars}", source="--stars")
-    if catalog is not None:
-        if cluster is not None:
-            raise ParameterError("--catalog and --cluster exclude each other", source="--catalog")
-        return star_fields.catalogue_field(_read_catalogue(catalog), shape, wcs, rng, catalog_offset)
+    if catalogue is not None:
+        return star_fields.catalogue_field(catalogue, shape, wcs, rng, catalog_offset)
     if cluster is not None:
-        return star_fields.cluster_field(shape, stars or 12000, rng, profile=cluster.value, mag_max=mag_max, mag_min=mag_min)
-    return star_fields.homogeneous_field(shape, rng, n_stars=stars, mag_max=mag_max, mag_min=mag_min)
+        n = 12000 if stars is None else stars[0] if stars[0] == stars[1] else int(rng.integers(stars[0], stars[1] + 1))
+        return star_fields.cluster_field(shape, n, rng, profile=cluster.value, mag_max=mag_max, mag_min=mag_min)
+    if stars is None or stars[0] != stars[1]:
+        return star_fields.homogeneous_field(shape, rng, n_range=stars or (3, 2000), mag_max=mag_max, mag_min=mag_min)
+    return star_fields.homogeneous_field(shape, rng, n_stars=stars[0], mag_max=mag_max, mag_min=mag_min)
 
 
 def _read_catalogue(path: str) -> dict:

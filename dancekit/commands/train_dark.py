@@ -52,26 +52,32 @@ def train_dark(
     input plane / the reference the target is measured from, and the model file carries it. A share
     of the frames (model.val_fraction) is held out: after every epoch the RMSE [ADU] of the
     prediction against them is measured and the best weights are kept; the median and scaled
-    baselines fitted on the training frames are measured on the same frames. With --make-master
-    only (no -o), just the master dark for predict-dark --method median/scaled is written.
+    baselines fitted on the training frames are measured on the same frames. The model records
+    its training domain (bias and dark levels, temperature, exposure of up to 64 training frames),
+    which predict-dark checks frames against. With --make-master only (no -o), just the master
+    dark for predict-dark --method median/scaled is written, also for a camera of several
+    amplifiers described by sections; its TEMPLATE is all NaN (with a warning saying why) when
+    the frames' optical black holds no measurable dark (biases) or the camera has none.
 
     Example: dancekit train-dark darks/ --epochs 5 --width 8 --crop 256 --seed 1 -o dark_model.pt --make-master master.fits
     """
     import torch
 
-    from dancekit.dark.cameras import describe_layout, layout_from_config, layout_from_mapping, layout_to_mapping, same_geometry
+    from dancekit.dark.cameras import describe_layout, frame_layout_from_config, layout_from_mapping, layout_to_mapping, same_geometry
+    from dancekit.dark.frame_layout import describe_frame_layout, same_frame_geometry
     from dancekit.dark.conditioning import (AduScaling, fit_adu_scaling, n_input_planes, network_inputs, network_targets,
                                             target_adu, uses_template)
     from dancekit.dark.template_codec import decode_template, encode_template
-    from dancekit.dark.inference import check_raw_frame, fit_master_dark, gan_dark, predict_active_dark
-    from dancekit.dark.layout import assemble_active, region_stack
+    from dancekit.dark.inference import check_frame, fit_frame_masters, gan_dark, predict_active_dark
+    from dancekit.dark.layout import region_stack
     from dancekit.dark.baselines import rmse
     from dancekit.dark.networks import DeepDarkGenerator, PatchDiscriminator, count_parameters
     from dancekit.dark.trainer import DarkTrainer, DarkTrainingSettings
     from dancekit.device import resolve_device
     from dancekit.io.config import config_hash, load_config, to_dict
     from dancekit.io.config_schema import DarkConfig
-    from dancekit.io.dark_files import find_raw_frames, read_dark_model, read_raw_frame, write_dark_model, write_master
+    from dancekit.io.dark_files import (find_raw_frames, measure_domain, read_dark_model, read_raw_frame, write_dark_model,
+                                        write_master_darks)
     from dancekit.io.fits_out import check_output
     from dancekit.io.provenance import Provenance
 
@@ -96,20 +102,32 @@ def train_dark(
 
     paths = find_raw_frames(data)
     first = read_raw_frame(paths[0], with_expected=False)
-    layout = layout_from_config(cfg.detector, first.header)
-    if state and not same_geometry(layout_from_mapping(state["layout"]), layout):
+    try:
+        frame_layout = frame_layout_from_config(cfg.detector, first.data.shape, first.header)
+    except InputError as exc:
+        raise exc.with_source(paths[0])
+    layout = frame_layout.single  # the channels a model is trained on (None: several section amplifiers)
+    if output is not None and layout is None:
+        raise InputError(f"a dark model is trained on one layout of channels; this camera has {len(frame_layout.parts)} amplifiers "
+                         "described by sections: make its master dark (--make-master only) and predict with --method "
+                         "overscan, median or scaled", source=config)
+    if state and (layout is None or not same_geometry(layout_from_mapping(state["layout"]), layout)):
         raise InputError(f"the model was trained on layout {describe_layout(layout_from_mapping(state['layout']))}, "
-                         f"these frames are {describe_layout(layout)}", source=resume)
+                         f"these frames are {describe_frame_layout(frame_layout)}", source=resume)
 
-    def load(path):
+    def read(path):
         frame = read_raw_frame(path, with_expected=False)
-        if not same_geometry(layout_from_config(cfg.detector, frame.header), layout):
-            raise InputError(f"its layout differs from the first frame's ({describe_layout(layout)})", source=path)
         try:
-            check_raw_frame(frame.data, layout, cfg.detector.saturation)
+            this = frame_layout_from_config(cfg.detector, frame.data.shape, frame.header)
+            if not same_frame_geometry(this, frame_layout):
+                raise InputError(f"its layout differs from the first frame's ({describe_frame_layout(frame_layout)})")
+            check_frame(frame.data, frame_layout, cfg.detector.saturation)
         except InputError as exc:
             raise exc.with_source(path)
-        return frame.data
+        return frame
+
+    def load(path):
+        return read(path).data
 
     # split: a seeded share of the frames for validation (at least one when training on >= 2);
     # on --resume, the split stored in the checkpoint (by file name)
@@ -144,8 +162,17 @@ def train_dark(
     master = None
     if make_master or val_paths or (needs_template and not state):
         pick = np.random.default_rng(streams[MASTER_STREAM]).permutation(len(train_paths))[:master_frames]
-        master = fit_master_dark(np.stack([load(train_paths[i]) for i in sorted(pick)]), layout, cfg.model.bias_degree)
+        masters = fit_frame_masters(np.stack([load(train_paths[i]) for i in sorted(pick)]), frame_layout, cfg.model.bias_degree)
+        master = masters[0]
         log.info("master dark from %d training frames", master.n_frames)
+        for i, part in enumerate(masters):
+            amp = f" (amplifier {i + 1})" if len(masters) > 1 else ""
+            if not part.has_template:
+                log.warning("the master's TEMPLATE%s is all NaN: %s. The master serves --method median; --method scaled "
+                            "needs a camera with optical black and darks whose optical black holds dark current (not biases)",
+                            amp, part.template_note)
+            elif part.template_note:
+                log.warning("the master's TEMPLATE%s: %s", amp, part.template_note)
     if make_master:
         from astropy.io import fits
 
@@ -154,8 +181,7 @@ def train_dark(
         header["BIASDEG"] = (cfg.model.bias_degree, "Legendre degree of the overscan bias fit")
         header["DETECTOR"] = (cfg.detector.name, "sensor")
         Provenance.from_argv(config_hash=config_hash(cfg), seed=seed).apply(header)
-        write_master(make_master, assemble_active(master.median, layout), assemble_active(master.scaled.template, layout),
-                     layout_to_mapping(layout), header, overwrite)
+        write_master_darks(make_master, frame_layout, masters, header, overwrite)
         log.info("wrote the master dark %s", make_master)
     if output is None:
         if as_json:
@@ -170,8 +196,8 @@ def train_dark(
             stored_template = state["template"]
         else:
             if not np.isfinite(master.scaled.template).all():
-                raise InputError(f"model.template / target above_scaled need the scaled baseline's template, which "
-                                 f"layout {describe_layout(layout)} cannot make (no optical-black region)", source=data[0])
+                raise InputError(f"model.template / target above_scaled need the scaled baseline's template, which these "
+                                 f"frames cannot make: {master.template_note}", source=data[0])
             stored_template = encode_template(master.scaled.template)
     template = decode_template(stored_template) if needs_template else None
     bias_degree = conditioning.get("bias_degree", 3)
@@ -186,6 +212,12 @@ def train_dark(
         gconf = dict(in_channels=n_input_planes(layout, template=conditioning["template"], coordinates=conditioning["coordinates"]),
                      width=width or m.width,
                      n_blocks=m.n_blocks, norm=m.norm, adu_offset=scaling.offset, adu_scale=scaling.scale)
+    # the training domain (bias and dark levels, temperature, exposure) that predict-dark checks frames against
+    domain = state.get("domain") if state else None
+    if domain is None:
+        domain = measure_domain(train_paths, layout, bias_degree)
+    log.info("training domain (%d frames): %s", domain["frames"],
+             ", ".join(f"{k} {v[0]:.4g}..{v[1]:.4g}" for k, v in domain.items() if k != "frames"))
     if state and width is not None and width != gconf["width"]:
         log.warning("--width is ignored on --resume: the checkpoint's network is used")
     settings = DarkTrainingSettings(
@@ -254,7 +286,7 @@ def train_dark(
         ck = {"format": FORMAT, "format_version": FORMAT_VERSION, "dancekit_version": __version__,
               "generator_config": generator.config, "state_dict": trainer.best_generator_state(),
               "discriminator_config": discriminator.config, "conditioning": conditioning,
-              "adu": {"offset": scaling.offset, "scale": scaling.scale}, "layout": layout_to_mapping(layout),
+              "adu": {"offset": scaling.offset, "scale": scaling.scale}, "layout": layout_to_mapping(layout), "domain": domain,
               "instrument": cfg.instrument, "config": to_dict(cfg), "config_hash": config_hash(cfg), "training": summary}
         if stored_template is not None:
             ck["template"] = stored_template

@@ -29,6 +29,11 @@ class Architecture(str, Enum):
     paper = "paper"
 
 
+class Schedule(str, Enum):
+    plateau = "plateau"
+    cosine = "cosine"
+
+
 class Inverse(str, Enum):
     algebraic = "algebraic"
     unbiased = "unbiased"
@@ -55,6 +60,8 @@ def train_unet(
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of the videos kept for validation and model selection.")] = 0.1,
     inverse: Annotated[Optional[Inverse], typer.Option("--inverse", help="Anscombe inverse stored with the model [default: algebraic, exact for noise-free targets].")] = None,
     patience: Annotated[Optional[int], typer.Option("--patience", help="Epochs without a lower training loss before the learning rate drops 10x [default: 10, PyTorch's]; raise it when epochs are a few steps long.")] = None,
+    schedule: Annotated[Optional[Schedule], typer.Option("--schedule", help="Learning rate: plateau (10x down when the epoch loss stalls, the paper) or cosine (a half cosine to 1 % at the last step) [default: plateau].")] = None,
+    flux_weight: Annotated[Optional[float], typer.Option("--flux-weight", help="Weight of the flux-preserving term (block sums in photon-noise units) beside the Anscombe MSE [default: 0, the paper's loss].")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes reading and augmenting samples.")] = 0,
     device: opt.Device = opt.DeviceChoice.auto,
     seed: opt.Seed = None,
@@ -64,8 +71,9 @@ def train_unet(
     """Train the turbulence-removal U-Net on simulated videos and their TRUTH.
 
     Samples are random windows of --context frames and --tile crops, turned by rot90/flips;
-    background removed and Anscombe-transformed like at inference; deep-supervision MSE, Adam
-    (lr 1e-3), learning rate reduced on plateau. The model kept is the one with the smallest mean
+    background removed and Anscombe-transformed like at inference; deep-supervision MSE (plus, with
+    --flux-weight, a term on block-sum fluxes), Adam (lr 1e-3), learning rate reduced on plateau
+    or along a cosine. The model kept is the one with the smallest mean
     |delta mag| of matched validation stars. The checkpoint (-o) is rewritten after every epoch
     with everything needed to --resume exactly; Ctrl-C saves it and exits 130.
 
@@ -108,6 +116,8 @@ def train_unet(
         seed=seed,
         inverse=inverse.value if inverse else stored.get("inverse", "algebraic"),
         plateau_patience=_pick(patience, stored.get("plateau_patience"), 10),
+        schedule=_pick(schedule.value if schedule else None, stored.get("schedule"), "plateau"),
+        flux_weight=float(_pick(flux_weight, stored.get("flux_weight"), 0.0)),
         workers=workers,
     )
     torch_device = resolve_device(device)
@@ -139,7 +149,8 @@ def train_unet(
              torch_device, settings.seed)
 
     meta = {"instrument": cfg.instrument, "config": _config_dict(cfg), "config_hash": _config_hash(cfg),
-            "data": {"train": [s.name for s in train_sources], "val": [s.name for s in val_sources]}}
+            "data": {"train": [s.name for s in train_sources], "val": [s.name for s in val_sources]},
+            "domain": _training_domain(sources, settings.context, cfg.instrument)}
     written = {"any": same_file or overwrite, "step": None}
 
     def save() -> None:
@@ -198,6 +209,15 @@ def _open_all(paths: list, gain: float, settings, total_stride: int) -> list:
     if bad:
         raise InputError(f"{bad} of {len(paths)} videos cannot be used (see above); fix or leave them out")
     return sources
+
+
+def _training_domain(sources: list, context: int, instrument: str) -> dict:
+    """What infer-tiles checks videos against (``unet.domain``), measured on the training videos."""
+    from dancekit.io.video import video_facts
+    from dancekit.unet.domain import domain_of_sources
+
+    facts = [video_facts(s.name) for s in sources]
+    return domain_of_sources(sources, facts, context, f"train-unet on {len(sources)} videos", instrument).to_dict()
 
 
 def _json_safe(value: Any) -> Any:
@@ -261,7 +281,7 @@ def _checkpoint(trainer, meta: dict) -> dict:
         "normalisation": {"background": "per-window median, iterated 3-sigma MAD clipping",
                           "transform": "anscombe", "inverse": trainer.settings.inverse, "units": "electron"},
         "instrument": meta["instrument"], "config": meta["config"], "config_hash": meta["config_hash"],
-        "training": training, "resume": trainer.state_dict(),
+        "training": training, "domain": meta["domain"], "resume": trainer.state_dict(),
     }
 
 
@@ -270,7 +290,7 @@ def _log_epoch(trainer) -> None:
     best = " [kept]" if trainer.best["step"] == record["step"] else ""
     extra = ""
     if "val_mse" in record:
-        extra = f", val mse {record['val_mse']:.4g}, val |dmag| {record['mean_abs_dmag']:.4f} ({record['matched_stars']} stars)"
+        extra = f", val mse {record['val_mse']:.4g}, val flux {record.get('val_flux', float('nan')):.4g}, val |dmag| {record['mean_abs_dmag']:.4f} ({record['matched_stars']} stars)"
     log.info("epoch %d (step %d/%d): train loss %.4g%s, lr %.2g%s", record["epoch"], record["step"],
              trainer.total_steps, record["train_loss"], extra, record["lr"], best)
 

@@ -43,7 +43,9 @@ def train_zeropoint(
     defaults; the network (CNN on the image, bidirectional GRU with attention on the matched
     stars, MLP on airmass/temperature/humidity/wind) learns ZP_true - ZP_classical with MSE +
     0.1 x ranking penalty. A held-out share measures it against the classical fit: the RMSE of
-    both is logged and stored in the model file. Use the file with: dancekit zeropoint --model.
+    both is logged and stored in the model file, with the training domain (telemetry, magnitude,
+    colour, seeing and pixel-scale ranges) that zeropoint --model checks every exposure against.
+    Use the file with: dancekit zeropoint --model.
 
     Example: dancekit train-zeropoint --exposures 400 --epochs 15 --seed 1 -o zp_model.pt
     """

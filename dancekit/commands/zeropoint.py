@@ -4,7 +4,6 @@
 
 import dataclasses
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Annotated, Optional
 
@@ -13,27 +12,16 @@ import typer
 from astropy.io import fits
 
 from dancekit.commands import options as opt
+from dancekit.commands.execution import map_inputs
 from dancekit.commands.runtime import cli_command, for_each_input, log, report_error
+from dancekit.commands.zeropoint_inputs import read_exposure, reference_catalogue_or_problem
+from dancekit.commands.zeropoint_learned import learned_cards, learned_correction, learned_model
 from dancekit.errors import DancekitError, InputError, ParameterError
-from dancekit.io.catalogue import read_reference_catalogue
 from dancekit.io.fits_in import FitsReader, display_name
 from dancekit.io.fits_out import check_output, output_for, write_hdus
 from dancekit.io.provenance import Provenance
 
 ARCSEC = math.pi / 180.0 / 3600.0
-# Header keywords read for each exposure parameter, in order of preference.
-GAIN_KEYS = ("GAIN", "EGAIN", "CCDGAIN")  # e-/ADU
-READ_NOISE_KEYS = ("RDNOISE", "READNOIS", "READNOISE", "RON")  # e- rms
-EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "EXP_TIME", "ITIME")  # s
-AIRMASS_KEYS = ("AIRMASS",)  # UKIRT/CASU frames give AMSTART/AMEND instead (their mean is used)
-SATURATION_KEYS = ("SATURATE", "SATLEVEL")  # ADU
-# Telemetry the learned correction (--model) reads from the header, in order of preference.
-TELEMETRY_KEYS = {
-    "temperature": ("TEMPERAT", "AMBTEMP", "TEMPOUT"),  # deg C, ambient air
-    "humidity": ("HUMIDITY", "RELHUMID", "HUMIDIT"),  # percent
-    "wind": ("WINDSPD", "WINDSPEE", "WIND"),  # m/s
-}
-_MODELS: dict = {}  # model path -> (model, normalisation, checkpoint), one load per process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +49,9 @@ class Settings:
     table: bool
     overwrite: bool
     model: Optional[str] = None
+    ignore_domain: bool = False
+    catalogue_problem: Optional[str] = None  # the catalogue cannot calibrate (e.g. no such band)
+    stand_in_catalogue: object = None  # then: another band of it, to count the usable stars
 
 
 @cli_command
@@ -76,31 +67,47 @@ def zeropoint(
     radius: Annotated[float, typer.Option("--radius", help="Match radius, arcsec.")] = 1.5,
     aperture: Annotated[Optional[float], typer.Option("--aperture", help="Aperture radius, pixels. Default: 1.5 x the seeing FWHM measured on the image.")] = None,
     kron: Annotated[bool, typer.Option("--kron", help="Adaptive elliptical Kron apertures (SExtractor MAG_AUTO) instead of circles.")] = False,
-    no_aperture_correction: Annotated[bool, typer.Option("--no-aperture-correction", help="Do not correct aperture magnitudes to total with the curve of growth.")] = False,
-    measured_noise: Annotated[bool, typer.Option("--measured-noise", help="Noise from the image's background rms instead of the CCD equation (scanned plates, unknown read noise).")] = False,
+    no_aperture_correction: Annotated[bool, typer.Option("--no-aperture-correction", help="Keep aperture magnitudes: no correction to total flux (curve of growth, or a Moffat PSF fitted to the stars when they are few).")] = False,
+    measured_noise: Annotated[bool, typer.Option("--measured-noise", help="Noise from the image's background rms instead of the CCD equation (scanned plates; automatic when no read noise is known).")] = False,
     min_stars: Annotated[int, typer.Option("--min-stars", help="Fewest stars for a zero point; fewer is a failure (exit 2).")] = 5,
     table: Annotated[bool, typer.Option("--table", help="Add the matched stars as a ZPSTARS binary table extension.")] = False,
-    gain: Annotated[Optional[float], typer.Option("--gain", help="e-/ADU (default: GAIN of the header).")] = None,
-    read_noise: Annotated[Optional[float], typer.Option("--read-noise", help="e- rms (default: RDNOISE or READNOIS).")] = None,
+    gain: Annotated[Optional[float], typer.Option("--gain", help="e-/ADU for every pixel (default: GAIN, or GAINA/GAINB... per amplifier with DATASECA...; none: estimated from the sky, with a warning).")] = None,
+    read_noise: Annotated[Optional[float], typer.Option("--read-noise", help="e- rms (default: RDNOISE, READNOIS, or RDNOISEA... per amplifier; none: noise measured on the background).")] = None,
     exptime: Annotated[Optional[float], typer.Option("--exptime", help="Seconds (default: EXPTIME).")] = None,
     airmass: Annotated[Optional[float], typer.Option("--airmass", help="Airmass (default: AIRMASS, or the mean of AMSTART/AMEND).")] = None,
-    saturation: Annotated[Optional[float], typer.Option("--saturation", help="ADU (default: SATURATE; none when absent).")] = None,
+    saturation: Annotated[Optional[float], typer.Option("--saturation", help="ADU (default: SATURATE, or SATURATA... per amplifier; none when absent).")] = None,
     ext: Annotated[Optional[str], typer.Option("--ext", help="Image extension (name or index).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Exposures calibrated in parallel (processes).")] = 1,
-    model: Annotated[Optional[str], typer.Option("--model", help="Learned correction (train-zeropoint): PHOTZPML = PHOTZP + its correction; PHOTZP stays classical. Needs TEMPERAT, HUMIDITY, WINDSPD in the header.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Learned correction (train-zeropoint): PHOTZPML = PHOTZP + its correction; PHOTZP stays classical. Needs TEMPERAT, HUMIDITY, WINDSPD in the header; refuses exposures outside the model's training domain.")] = None,
+    ignore_domain: Annotated[bool, typer.Option("--ignore-domain", help="Apply --model even outside its training domain (telemetry, magnitudes, colours, seeing, pixel scale, instrument); ZPMLDOM lists what is outside.")] = False,
     overwrite: opt.Overwrite = False,
     as_json: opt.Json = False,
+    scheduler: opt.Scheduler = None,
 ):
     """Fit the photometric zero point of each image and write it into a copy of its header.
 
     Sources are extracted (sep) and measured in apertures, matched on the sky through the
-    header WCS to the reference catalogue, and m_ref - m_inst = ZP - k*X + c*colour is fitted
+    header WCS to the reference catalogue, and m_ref - m_inst = ZP - k·X + c·colour is fitted
     with 3-sigma clipping and capped inverse-variance weights. The output is the input
     file with PHOTZP/PHOTZPER, MAGZPT/MAGZRR, NUMZPT, the colour term and extinction in the
-    header; pixels are not touched. Too few usable stars is a failure (exit 2, no output).
+    header; pixels are not touched. PHOTZP is for total fluxes: aperture magnitudes are
+    corrected by APCOR, from the curve of growth of 30 or more bright isolated stars, else from
+    a Moffat PSF fitted to the detected stars (APCORMTH says which). Gains per amplifier
+    (GAINA/GAINB with DATASECA/DATASECB) put the image in electrons and give PHOTZPA, PHOTZPB...;
+    a missing gain is estimated from the sky (ZPGAINSR), a missing read noise replaced by the
+    measured background noise, each with a warning. Whatever stops a calibration (catalogue
+    band, exposure time, WCS, too few stars) is reported in one line (exit 2, no output).
+
+    ZPFLAG bits (also as COMMENT cards in the header): 1 fewer than 20 stars used; 2 reduced
+    chi2 above 3 (PHOTZPER inflated by it); 4 more than 20% of the stars clipped; 8 colour term
+    fitted over less than 0.3 mag of colour; 16 clipping did not converge; 32 calibration failed;
+    64 no aperture correction (PHOTZP for aperture magnitudes); 128 gain estimated from the sky
+    or unknown.
+
     With --model, a network trained by train-zeropoint predicts ZP_true - ZP_classical from the
     image, the matched stars and the telemetry; PHOTZPML = PHOTZP + ZPMLCOR is added and PHOTZP
-    stays the classical value.
+    stays the classical value. An exposure outside the model's training domain is refused
+    (exit 2, every reason in one line) unless --ignore-domain (then ZPMLDOM lists them).
 
     Example: dancekit zeropoint night/*.fits --catalog gaia.fits --band g --color bp-rp -o calibrated/
     """
@@ -113,6 +120,8 @@ def zeropoint(
         raise ParameterError(f"match radius must be in (0, 3600) arcsec, got {radius}", source="--radius")
     if jobs < 1:
         raise ParameterError(f"--jobs must be >= 1, got {jobs}", source="--jobs")
+    if jobs > 1 and scheduler is not None:
+        raise ParameterError("give either --jobs (processes here) or --scheduler (Dask), not both", source="--jobs")
     if catalog == "-" and "-" in inputs:
         raise ParameterError("the catalogue and an image cannot both come from standard input", source="--catalog")
     if color is None and color_term not in (None, 0.0):
@@ -122,30 +131,33 @@ def zeropoint(
     if model is not None:
         if fit_extinction:
             raise ParameterError("--model corrects single-exposure zero points; it cannot be combined with --fit-extinction", source="--model")
-        _learned_model(model)  # a missing or corrupt model file fails before any work
+        learned_model(model)  # a missing or corrupt model file fails before any work
+    catalogue, catalogue_problem, stand_in = reference_catalogue_or_problem(catalog, band, color)
     settings = Settings(
-        catalogue=read_reference_catalogue(catalog, band, color), output=output, n_inputs=len(inputs),
+        catalogue=catalogue, output=output, n_inputs=len(inputs),
         ext=ext, gain=gain, read_noise=read_noise, exptime=exptime, airmass=airmass,
         saturation=saturation, extinction=0.0 if extinction is None else extinction, fit_extinction=fit_extinction,
         colour_term=(0.0 if color is None else color_term), match_radius=radius * ARCSEC,
         aperture=aperture, kron=kron, aperture_correction=not no_aperture_correction and not kron,
         measured_noise=measured_noise, min_stars=min_stars, table=table, overwrite=overwrite, model=model,
+        ignore_domain=ignore_domain, catalogue_problem=catalogue_problem, stand_in_catalogue=stand_in,
     )
     if fit_extinction:
-        summaries, code = _night(inputs, settings)
+        summaries, code = _night(inputs, settings, scheduler)
     else:
-        summaries, code = _each(inputs, settings, jobs)
+        summaries, code = _each(inputs, settings, jobs, scheduler)
     if as_json:
         opt.print_json({"command": "zeropoint", "results": summaries, "failed": len(inputs) - len(summaries)})
     return code
 
 
-def _each(inputs, settings, jobs):
+def _each(inputs, settings, jobs, scheduler=None):
     """Calibrate and write every input on its own (k fixed)."""
     summaries = []
     if jobs == 1 or len(inputs) == 1 or "-" in inputs:
-        code = for_each_input(inputs, lambda path: summaries.append(_write(path, _calibrate(path, settings), settings)))
-        return summaries, code
+        ran = map_inputs(inputs, lambda path: _write(path, _calibrate(path, settings), settings), scheduler,
+                         output=settings.output)
+        return ran.results, ran.code
     failed = 0
     with ProcessPoolExecutor(max_workers=min(jobs, len(inputs))) as pool:
         for path, (summary, error) in zip(inputs, pool.map(_calibrate_and_write, inputs, [settings] * len(inputs))):
@@ -169,12 +181,12 @@ def _calibrate_and_write(path, settings):
         return None, str(exc.with_source(display_name(path)))
 
 
-def _night(inputs, settings):
+def _night(inputs, settings, scheduler=None):
     """--fit-extinction: match every exposure, fit one ZP and k over the night, write each."""
     from dancekit.photometry import calibrate_night
 
-    exposures = {}
-    code = for_each_input(inputs, lambda path: exposures.__setitem__(path, _calibrate(path, settings)))
+    ran = map_inputs(inputs, lambda path: (path, _calibrate(path, settings)), scheduler)
+    exposures, code = dict(ran.results), ran.code
     if len(exposures) < 2:
         report_error(f"--fit-extinction: only {len(exposures)} exposure(s) calibrated; need at least 2")
         return [], 2
@@ -201,9 +213,8 @@ def _night(inputs, settings):
 
 
 def _calibrate(path, settings):
-    """Read one exposure and fit its zero point; a dict of what _write needs."""
-    from astropy.wcs import WCS
-
+    """Read one exposure and fit its zero point; a dict of what _write needs. Every problem that
+    stops it (catalogue, header, WCS, too few stars) is raised together in one InputError."""
     from dancekit.photometry import calibrate_exposure
 
     with FitsReader(path) as reader:
@@ -215,174 +226,152 @@ def _calibrate(path, settings):
             keywords = reader.header(0, kind="empty")
             keywords.update(header)
         local_path = reader.local_path  # the spooled copy for '-': the output is a copy of this file
-    params = exposure_parameters(keywords, settings)
-    wcs = _celestial_wcs(header, WCS)
-    try:
-        calibration = calibrate_exposure(
-            image, wcs, settings.catalogue, gain=params["gain"], read_noise=params["read_noise"],
-            exptime=params["exptime"], aperture_radius=settings.aperture, airmass=params["airmass"],
+    params = read_exposure(keywords, image, gain=settings.gain, read_noise=settings.read_noise,
+                           exptime=settings.exptime, airmass=settings.airmass, saturation=settings.saturation,
+                           measured_noise=settings.measured_noise,
+                           need_airmass=settings.extinction != 0.0 or settings.fit_extinction)
+    wcs, wcs_problem = _celestial_wcs(header)
+    problems = [p for p in (settings.catalogue_problem, *params.problems, wcs_problem) if p]
+    catalogue = settings.catalogue if settings.catalogue is not None else settings.stand_in_catalogue
+
+    def run():
+        return calibrate_exposure(
+            params.image_for_photometry(image), wcs, catalogue, gain=params.gain, read_noise=params.read_noise,
+            exptime=params.exptime or 1.0, aperture_radius=settings.aperture, airmass=params.airmass or 1.0,
             extinction=settings.extinction, colour_term=settings.colour_term, min_stars=settings.min_stars,
-            match_radius=settings.match_radius, saturation=params["saturation"],
+            match_radius=settings.match_radius, saturation=params.saturation,
             photometry="kron" if settings.kron else "circle", aperture_correction=settings.aperture_correction,
-            noise_model="measured" if settings.measured_noise else "ccd",
+            noise_model="ccd" if params.gain is not None and params.read_noise is not None
+            and not settings.measured_noise else "measured",
         )
+
+    try:
+        if problems and wcs is not None and catalogue is not None:
+            run()  # only to learn whether there would also be too few stars
+        calibration = None if problems else run()
     except InputError as exc:
-        if "stars usable" in exc.message or "survived" in exc.message:
-            raise InputError(f"zero-point calibration failed (ZPFLAG=32, no output written): {exc.message}") from None
-        raise
+        if "stars usable" not in exc.message and "survived" not in exc.message:
+            raise InputError(_one_line([*problems, exc.message], params.warnings)) from None
+        problems.append(exc.message)
+    if problems:
+        raise InputError(_one_line(problems, params.warnings))
+    for warning in params.warnings:
+        log.warning("%s: %s", display_name(path), warning)
     learned = None
     if settings.model is not None:
-        learned = _learned_correction(settings.model, image, calibration, keywords, params["airmass"])
-    return {"local_path": local_path, "index": info.index, "result": calibration.zeropoint,
-            "stars": calibration.stars, "learned": learned, **params}
-
-
-def _learned_model(path):
-    """The model of a train-zeropoint file, loaded once per process (weights_only: nothing executed)."""
-    if path not in _MODELS:
-        from dancekit.io.checkpoint import read_checkpoint
-        from dancekit.photometry.learned_training import model_from_checkpoint
-
         try:
-            _MODELS[path] = model_from_checkpoint(read_checkpoint(path))
-        except DancekitError as exc:
-            raise exc.with_source(path)
-    return _MODELS[path]
+            learned = learned_correction(settings.model, params.image_for_photometry(image), calibration, keywords,
+                                         params.airmass, wcs, ignore_domain=settings.ignore_domain)
+        except InputError as exc:
+            raise InputError(f"{exc.message} (the classical zero point was fine; nothing was written)") from None
+        for reason in learned.outside.values():
+            log.warning("%s: outside the learned model's training domain: %s (--ignore-domain)", display_name(path), reason)
+    return {"local_path": local_path, "index": info.index, "result": calibration.zeropoint,
+            "stars": calibration.stars, "learned": learned, "params": params,
+            "gain": params.reference_gain or 1.0, "exptime": params.exptime, "airmass": params.airmass,
+            "saturation": params.saturation}
 
 
-def _learned_correction(path, image, calibration, header, airmass) -> float:
-    """ZP_true - ZP_classical predicted by the model (mag) from the image, stars and header telemetry."""
-    from dancekit.photometry.learned_data import exposure_inputs, stack_inputs
-    from dancekit.photometry.learned_training import predict
-
-    model, normalisation, _ = _learned_model(path)
-    telemetry = [airmass]
-    for what, keys in TELEMETRY_KEYS.items():
-        value = next((header[k] for k in keys if isinstance(header.get(k), (int, float)) and not isinstance(header.get(k), bool)), None)
-        if value is None or not math.isfinite(value):
-            raise InputError(f"the learned model needs the {what} but the header has none of {', '.join(keys)}; "
-                             "add it or run without --model")
-        telemetry.append(float(value))
-    inputs = stack_inputs([exposure_inputs(image, calibration, telemetry)])
-    return float(predict(model, inputs, normalisation)[0])
+def _one_line(problems, notes) -> str:
+    """Every problem of an input in one line; the assumptions made on the way follow."""
+    text = problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + "; ".join(
+        f"({i}) {p}" for i, p in enumerate(problems, start=1))
+    if any("stars usable" in p or "survived" in p for p in problems):
+        text = "zero-point calibration failed (ZPFLAG=32, no output written): " + text
+    if notes:
+        text += "; also assumed: " + "; ".join(notes)
+    return text
 
 
-def exposure_parameters(header, settings) -> dict:
-    """Gain, read noise, exposure time, airmass and saturation: the option, else the header."""
-    def pick(value, keys, what, option, required=True):
-        if value is not None:
-            return float(value)
-        for key in keys:
-            if key in header and isinstance(header[key], (int, float)) and not isinstance(header[key], bool):
-                return float(header[key])
-        if required:
-            raise InputError(f"no {what} in the header (looked for {', '.join(keys)}); give {option}")
-        return None
-
-    gain = pick(settings.gain, GAIN_KEYS, "gain", "--gain E_PER_ADU")
-    read_noise = pick(settings.read_noise, READ_NOISE_KEYS, "read noise", "--read-noise ELECTRONS (or --measured-noise)",
-                      required=not settings.measured_noise)
-    exptime = pick(settings.exptime, EXPTIME_KEYS, "exposure time", "--exptime SECONDS")
-    airmass = pick(settings.airmass, AIRMASS_KEYS, "airmass", "--airmass X", required=False)
-    if airmass is None and all(isinstance(header.get(k), (int, float)) for k in ("AMSTART", "AMEND")):
-        airmass = 0.5 * (float(header["AMSTART"]) + float(header["AMEND"]))
-    if airmass is None:
-        if settings.extinction != 0.0 or settings.fit_extinction:
-            raise InputError("no airmass in the header (AIRMASS, AMSTART/AMEND) for the extinction; give --airmass X")
-        airmass = 1.0  # k = 0: the airmass does not enter the zero point
-    saturation = pick(settings.saturation, SATURATION_KEYS, "saturation", "", required=False)
-    if saturation is None:
-        log.debug("no SATURATE in the header: saturated stars are not flagged (give --saturation ADU)")
-    for name, value, allowed in (("gain", gain, value_positive), ("exposure time", exptime, value_positive),
-                                 ("read noise", read_noise, value_non_negative)):
-        if value is not None and not allowed(value):
-            raise InputError(f"{name} {value!r} is not usable (must be > 0, or >= 0 for read noise); fix the header or give the option")
-    if not (math.isfinite(airmass) and airmass >= 1.0):
-        raise InputError(f"airmass {airmass!r} is below 1; fix the header or give --airmass X")
-    return {"gain": gain, "read_noise": read_noise, "exptime": exptime, "airmass": airmass,
-            "saturation": np.inf if saturation is None else saturation}
-
-
-def value_positive(value):
-    return math.isfinite(value) and value > 0
-
-
-def value_non_negative(value):
-    return math.isfinite(value) and value >= 0
-
-
-def _celestial_wcs(header, WCS):
+def _celestial_wcs(header):
+    """(WCS, None), or (None, the problem)."""
     import warnings
+
+    from astropy.wcs import WCS
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             wcs = WCS(header, naxis=2)
         except Exception as exc:  # astropy raises several kinds on malformed WCS keywords
-            raise InputError(f"the header WCS cannot be read ({exc})") from None
+            return None, f"the header WCS cannot be read ({exc})"
     if not wcs.has_celestial:
-        raise InputError("the image has no celestial WCS (CTYPE1/CTYPE2 RA---/DEC--); "
-                         "solve its astrometry first (e.g. astrometry.net)")
-    return wcs
+        return None, ("the image has no celestial WCS (CTYPE1/CTYPE2 RA---/DEC--); "
+                      "solve its astrometry first (e.g. astrometry.net)")
+    return wcs, None
 
 
 def _write(path, exposure, settings):
     """The input file copied with the zero-point cards added (pixels byte for byte)."""
-    from dancekit.photometry import zeropoint_header_cards
-    from dancekit.photometry.aperture import MIN_CORRECTION_STARS
+    from dancekit.photometry.header_cards import (
+        ZP_FLAG_GAIN_UNKNOWN, ZP_FLAG_NO_APERTURE_CORRECTION, aperture_correction_cards, is_zpflag_comment,
+        zeropoint_header_cards, zpflag_comments,
+    )
 
-    result = exposure["result"]
+    result, params = exposure["result"], exposure["params"]
     target = output_for(path, settings.output, settings.n_inputs)
     cards = zeropoint_header_cards(result, gain=exposure["gain"], exptime=exposure["exptime"],
                                    airmass=exposure["airmass"])
+    photzp = cards[0][1]
     sources = exposure["stars"].sources
-    cards += [
-        ("APRADIUS", float(sources.aperture_radius), "[pixel] aperture radius (Kron: fallback)"),
-        ("ZPFWHM", _finite(sources.fwhm), "[pixel] median FWHM of bright isolated stars"),
-        ("APCOR", float(sources.aperture_correction), "[mag] m_total = m_aper - APCOR"),
-        ("APCORERR", _finite(sources.aperture_correction_err), "[mag] error of APCOR (in PHOTZPER)"),
-        ("ZPNIGHT", int(exposure.get("night", 0)), "exposures in a joint ZP/k fit (0: this one)"),
-    ]
-    learned = exposure.get("learned")
-    if learned is not None:
-        cards += [
-            ("PHOTZPML", cards[0][1] + learned, "[mag] PHOTZP + ZPMLCOR (learned, AZP-RC)"),
-            ("ZPMLCOR", learned, "[mag] learned ZP correction, ZP_true - ZP_classical"),
-            ("ZPMODEL", os.path.basename(settings.model)[-68:], "zero-point model file (train-zeropoint)"),
-        ]
-    if settings.aperture_correction and sources.n_aperture_correction < MIN_CORRECTION_STARS:
-        log.warning("%s: only %d bright isolated stars: no aperture correction, PHOTZP is for %.1f-pixel "
-                    "aperture magnitudes (give --aperture larger, or --no-aperture-correction to silence)",
-                    display_name(path), sources.n_aperture_correction, sources.aperture_radius)
+    flags = int(result.flags)
+    if settings.aperture_correction and sources.aperture_correction_method == "none":
+        flags |= ZP_FLAG_NO_APERTURE_CORRECTION
+        log.warning("%s: only %d bright isolated stars and no PSF model could be fitted: no aperture correction, "
+                    "PHOTZP is for %.1f-pixel aperture magnitudes (give --aperture larger, or --no-aperture-correction "
+                    "to silence)", display_name(path), sources.n_aperture_correction, sources.aperture_radius)
+    if params.gain_source in ("sky estimate", "none"):
+        flags |= ZP_FLAG_GAIN_UNKNOWN
+    cards = [(k, flags if k == "ZPFLAG" else v, c) for k, v, c in cards]
+    cards += aperture_correction_cards(sources, settings.aperture_correction)
+    cards += [("ZPGAIN", float(exposure["gain"]) if params.gain is not None else -1.0,
+               "[e-/ADU] gain PHOTZP refers to (-1: unknown)"),
+              ("ZPGAINSR", params.gain_source[:68], "where ZPGAIN came from"),
+              ("ZPNIGHT", int(exposure.get("night", 0)), "exposures in a joint ZP/k fit (0: this one)")]
+    gain_term = -2.5 * math.log10(exposure["gain"])
+    cards += [(f"PHOTZP{a.name}", photzp - gain_term - 2.5 * math.log10(a.gain),
+               f"[mag] PHOTZP for amplifier {a.name}'s ADU (GAIN{a.name})") for a in params.amplifiers]
+    if exposure.get("learned") is not None:
+        cards += learned_cards(exposure["learned"], photzp, settings.model)
     with fits.open(exposure["local_path"], do_not_scale_image_data=True, memmap=True) as hdus:
         header = hdus[exposure["index"]].header  # edited in memory only: the input is opened read-only
         for key, value, comment in cards:
             header[key] = (value, comment)
+        for index in reversed([i for i, card in enumerate(header.cards)
+                               if card.keyword == "COMMENT" and is_zpflag_comment(card.value)]):
+            del header[index]
+        for line in reversed(zpflag_comments()):  # each goes right after ZPFLAG
+            header.add_comment(line, after="ZPFLAG")
         Provenance.from_argv().apply(header)
         if settings.table:
             hdus.append(_stars_table(exposure))
         write_hdus(hdus, target, settings.overwrite)
-    log.info("%s: PHOTZP %.4f +- %.4f (%d of %d stars) -> %s", display_name(path), cards[0][1], cards[1][1],
-             result.n_used, result.n_available, target)
-    return {"input": path, "output": target, "photzp": cards[0][1], "photzper": cards[1][1],
+    log.info("%s: PHOTZP %.4f +- %.4f (%d of %d stars, APCOR %.4f by %s) -> %s", display_name(path), photzp, cards[1][1],
+             result.n_used, result.n_available, sources.aperture_correction, sources.aperture_correction_method, target)
+    learned = exposure.get("learned")
+    return {"input": path, "output": target, "photzp": photzp, "photzper": cards[1][1],
             "magzpt": cards[2][1], "magzrr": cards[3][1], "n_used": result.n_used,
             "n_available": result.n_available, "colour_term": result.colour_term,
             "colour_term_err": result.colour_term_err, "extinction": result.extinction,
             "extinction_err": result.extinction_err, "airmass": exposure["airmass"],
             "aperture_radius": float(sources.aperture_radius), "aperture_correction": float(sources.aperture_correction),
-            "flags": result.flags, "rejections": dict(result.rejections),
-            **({"photzp_ml": cards[0][1] + learned, "ml_correction": learned} if learned is not None else {})}
+            "aperture_correction_method": sources.aperture_correction_method if settings.aperture_correction else "off",
+            "gain": exposure["gain"] if params.gain is not None else None, "gain_source": params.gain_source,
+            "flags": flags, "rejections": dict(result.rejections),
+            **({"photzp_ml": photzp + learned.correction, "ml_correction": learned.correction,
+                "ml_outside_domain": list(learned.outside)} if learned is not None else {})}
 
 
 def _stars_table(exposure) -> fits.BinTableHDU:
     stars, result = exposure["stars"], exposure["result"]
     src = stars.sources
     index = stars.source_index
+    flux_unit = "electron" if exposure["params"].amplifiers else "adu"
     columns = [
         ("X", src.x[index] + 1.0, "pix", "FITS pixel (1 = centre of the first)"),
         ("Y", src.y[index] + 1.0, "pix", "FITS pixel"),
-        ("FLUX", src.flux[index], "adu", "aperture flux"),
-        ("FLUX_ERR", src.flux_err[index], "adu", ""),
+        ("FLUX", src.flux[index], flux_unit, "aperture flux"),
+        ("FLUX_ERR", src.flux_err[index], flux_unit, ""),
         ("MAG_INST", stars.m_inst, "mag", "-2.5lg(e-/s) - APCOR"),
         ("MAG_INST_ERR", stars.m_inst_err, "mag", ""),
         ("MAG_REF", stars.m_ref, "mag", "catalogue"),
@@ -403,11 +392,6 @@ def _stars_table(exposure) -> fits.BinTableHDU:
             hdu.header.comments[f"TTYPE{i}"] = comment
     Provenance.from_argv().apply(hdu.header)
     return hdu
-
-
-def _finite(value) -> float:
-    value = float(value)
-    return value if math.isfinite(value) else -1.0
 
 
 def register(app: typer.Typer) -> None:

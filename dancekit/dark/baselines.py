@@ -74,6 +74,19 @@ def optical_black_level(frame: np.ndarray, layout: RawLayout, bias: np.ndarray |
     return np.median(np.concatenate(values, axis=1), axis=1).astype(np.float32)
 
 
+def optical_black_error(frame: np.ndarray, layout: RawLayout, bias: np.ndarray) -> np.ndarray:
+    """Standard error [ADU] of ``optical_black_level`` per channel, (n_channels,): 1.2533 x the
+    robust scatter (1.4826 x MAD) of the masked pixels above their bias / sqrt(number of pixels)."""
+    values = []
+    for name in ("ob_columns", "ob_rows"):
+        if layout.has_region(name):
+            rs, _ = layout.region_slices(name)
+            values.append((region_stack(frame, layout, name) - bias[:, rs, None]).reshape(layout.n_channels, -1))
+    above = np.concatenate(values, axis=1)
+    mad = np.median(np.abs(above - np.median(above, axis=1, keepdims=True)), axis=1)
+    return (1.2533 * 1.4826 * mad / np.sqrt(above.shape[1])).astype(np.float32)
+
+
 def median_dark(actives: np.ndarray) -> np.ndarray:
     """Per-pixel median of a stack of active areas (N, ...) [ADU] -> (...): the 'median' baseline."""
     actives = np.asarray(actives)

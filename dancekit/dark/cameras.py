@@ -1,22 +1,26 @@
 """Layouts of particular cameras, built from plain numbers: another camera is data, not code.
 
 * ``quadrant_layout`` / ``lamost_layout``: LAMOST-like 2x2-channel CCDs (Qu et al. 2024 sec. 2.2).
-* ``single_amplifier_layout``: a one-amplifier CCD described by FITS BIASSEC / TRIMSEC.
+* ``single_amplifier_layout``: a one-amplifier CCD described by FITS BIASSEC / TRIMSEC
+  (``sections.amplifier_layout``, which also takes optical-black columns).
 * ``layout_from_mapping``: any layout from a YAML-like mapping (segments and regions);
   ``layout_to_mapping`` is its inverse (how a checkpoint stores the layout it was trained on).
-* ``layout_from_config``: THE place the commands build a layout, from the config's detector
-  section (numbers only) and, for one-amplifier cameras, the frame's BIASSEC/TRIMSEC values.
+* ``frame_layout_from_config``: THE place the commands build a frame's layout
+  (``frame_layout.FrameLayout``), from the config's detector section and, for cameras described
+  by sections, the config's amplifiers or the frame's header keywords; a frame that does not fit
+  gets a message saying how to describe its camera. ``layout_from_config``: the same as one
+  ``RawLayout`` (quadrant cameras; one header amplifier).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from dancekit.dark.layout import STANDARD_REGIONS, RawLayout, Segment
-from dancekit.errors import ConfigError, ParameterError
+from dancekit.dark.sections import amplifier_layout, parse_fits_section  # noqa: F401  (parse_fits_section: re-exported)
+from dancekit.errors import ConfigError, InputError, ParameterError
 
 
 def quadrant_layout(
@@ -72,20 +76,6 @@ def lamost_layout() -> RawLayout:
     return quadrant_layout()
 
 
-_SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
-
-
-def parse_fits_section(section: str) -> tuple[slice, slice]:
-    """FITS section '[x1:x2,y1:y2]' (1-based, inclusive, x = column) -> (row slice, column slice)."""
-    m = _SECTION.match(str(section).strip())
-    if not m:
-        raise ParameterError(f"FITS section must look like '[x1:x2,y1:y2]', got {section!r}")
-    x1, x2, y1, y2 = (int(g) for g in m.groups())
-    if x1 > x2 or y1 > y2 or min(x1, y1) < 1:
-        raise ParameterError(f"FITS section {section!r} must have 1 <= x1 <= x2 and 1 <= y1 <= y2 (flipped sections are not supported)")
-    return slice(y1 - 1, y2), slice(x1 - 1, x2)
-
-
 def single_amplifier_layout(shape: Sequence[int], biassec: str, trimsec: str, *, name: str = "single-amplifier") -> RawLayout:
     """Layout of a one-amplifier CCD from its FITS BIASSEC/TRIMSEC keywords.
 
@@ -95,37 +85,7 @@ def single_amplifier_layout(shape: Sequence[int], biassec: str, trimsec: str, *,
     around them become 'unused_<n>' segments; rows outside TRIMSEC become 'unused_rows_<n>'.
     The layout has the regions 'active' and 'overscan' (no optical black).
     """
-    if len(shape) != 2 or min(shape) < 1:
-        raise ParameterError(f"shape must be (rows, columns) >= 1, got {tuple(shape)}")
-    n_rows, n_cols = int(shape[0]), int(shape[1])
-    brows, bcols = parse_fits_section(biassec)
-    trows, tcols = parse_fits_section(trimsec)
-    for label, sl, n in (("BIASSEC columns", bcols, n_cols), ("TRIMSEC columns", tcols, n_cols), ("TRIMSEC rows", trows, n_rows)):
-        if sl.stop > n:
-            raise ParameterError(f"{label} {sl.start + 1}:{sl.stop} exceed the frame ({n})")
-    if not (bcols.stop <= tcols.start or tcols.stop <= bcols.start):
-        raise ParameterError(f"BIASSEC {biassec} and TRIMSEC {trimsec} overlap in columns")
-    if not (brows.start <= trows.start and brows.stop >= trows.stop):
-        raise ParameterError(f"BIASSEC rows {biassec} must cover the TRIMSEC rows {trimsec} (overscan is read on every active row)")
-    named = sorted([(bcols.start, bcols.stop, "overscan", False), (tcols.start, tcols.stop, "active", True)])
-    col_segments, pos = [], 0
-    for start, stop, seg_name, charge in named:
-        if start > pos:
-            col_segments.append(Segment(f"unused_{len(col_segments)}", start - pos))
-        col_segments.append(Segment(seg_name, stop - start, charge))
-        pos = stop
-    if pos < n_cols:
-        col_segments.append(Segment(f"unused_{len(col_segments)}", n_cols - pos))
-    row_segments = []
-    if trows.start > 0:
-        row_segments.append(Segment("unused_rows_0", trows.start))
-    row_segments.append(Segment("active", trows.stop - trows.start, True))
-    if trows.stop < n_rows:
-        row_segments.append(Segment("unused_rows_1", n_rows - trows.stop))
-    return RawLayout(
-        name=name, channel_grid=(1, 1), row_segments=tuple(row_segments), column_segments=tuple(col_segments),
-        regions=(("active", "active", "active"), ("overscan", "active", "overscan")),
-    )
+    return amplifier_layout(shape, trimsec, biassec, name=name, labels=("TRIMSEC", "BIASSEC", ""))
 
 
 def layout_from_mapping(mapping: Mapping) -> RawLayout:
@@ -190,29 +150,25 @@ def describe_layout(layout: RawLayout) -> str:
 
 
 def layout_from_config(detector, sections: Mapping | None = None) -> RawLayout:
-    """The raw-frame layout described by a config's ``detector`` section.
+    """The raw-frame layout of a config's ``detector`` section as one ``RawLayout``.
 
     ``detector`` has the attributes of ``dancekit.io.config_schema.Detector`` (plain numbers):
     ``layout: quadrants`` builds ``quadrant_layout`` from ``channel_grid``, ``channel_columns``,
     ``active_rows``, ``optical_black_rows`` and ``discarded_rows`` (per frame in the config,
-    divided evenly between the channel rows here); ``layout: fits-sections`` builds
-    ``single_amplifier_layout`` from ``sections`` (the frame's header values ``BIASSEC`` and
-    ``TRIMSEC``), with the frame shape (``rows``, ``columns``). The layout must give a frame of
-    (rows, columns). Raises InputError when a section keyword is missing, ParameterError when
-    the numbers do not fit together.
+    divided evenly between the channel rows here); ``layout: fits-sections`` builds the layout of
+    the one amplifier that ``sections`` (the frame's header) describes, with the frame shape
+    (``rows``, ``columns``). Cameras of several section amplifiers: ``frame_layout_from_config``.
     """
-    from dancekit.errors import InputError
+    if detector.layout == "quadrants":
+        return _quadrant_layout_of(detector)
+    frame = frame_layout_from_config(detector, (int(detector.rows), int(detector.columns)), sections or {})
+    if frame.single is None:
+        raise ParameterError(f"detector '{detector.name}' has {len(frame.parts)} amplifiers: one RawLayout cannot hold them")
+    return frame.single
 
+
+def _quadrant_layout_of(detector) -> RawLayout:
     shape = (int(detector.rows), int(detector.columns))
-    if detector.layout == "fits-sections":
-        sections = sections or {}
-        missing = [k for k in ("BIASSEC", "TRIMSEC") if k not in sections]
-        if missing:
-            raise InputError(f"the header has no {' or '.join(missing)}: detector.layout 'fits-sections' ({detector.name}) "
-                             "reads the overscan and active area from BIASSEC and TRIMSEC")
-        return single_amplifier_layout(shape, str(sections["BIASSEC"]), str(sections["TRIMSEC"]), name=str(detector.name))
-    if detector.layout != "quadrants":
-        raise ParameterError(f"detector.layout must be 'quadrants' or 'fits-sections', got {detector.layout!r}")
     grid = tuple(int(g) for g in detector.channel_grid)
     if detector.discarded_rows % grid[0]:
         raise ParameterError(f"discarded_rows {detector.discarded_rows} do not split evenly between {grid[0]} channel rows")
@@ -227,3 +183,59 @@ def layout_from_config(detector, sections: Mapping | None = None) -> RawLayout:
         raise ParameterError(f"detector segments give a {layout.frame_shape[0]}x{layout.frame_shape[1]} frame, "
                              f"the config says rows x columns = {shape[0]}x{shape[1]}")
     return layout
+
+
+def frame_layout_from_config(detector, shape: Sequence[int], header: Mapping | None = None):
+    """The ``FrameLayout`` of a raw frame of ``shape`` (rows, columns) with ``header`` (a mapping
+    of its keywords) under a config's ``detector`` section (see ``Detector`` in config_schema).
+
+    quadrants: the config's channels; sections: the config's amplifiers; fits-sections: the
+    header's (``sections.header_amplifiers``). Raises InputError, saying how to describe the
+    camera, when the frame does not fit."""
+    from dancekit.dark.frame_layout import FrameLayout, sections_frame_layout
+    from dancekit.dark.sections import header_amplifiers
+
+    shape = (int(shape[0]), int(shape[1]))
+    header = header or {}
+    if detector.layout == "quadrants":
+        layout = _quadrant_layout_of(detector)
+        if layout.frame_shape != shape:
+            raise InputError(f"raw frame shape {shape} (rows, columns) does not match layout '{layout.name}' shape "
+                             f"{layout.frame_shape} of the config; {camera_hint(header)}")
+        return FrameLayout.whole(layout)
+    if detector.rows and detector.columns and (detector.rows, detector.columns) != shape:
+        raise InputError(f"raw frame shape {shape} (rows, columns) differs from the config's detector.rows x columns "
+                         f"{detector.rows} x {detector.columns} ('{detector.name}'); set them to 0 to take each frame's shape")
+    if detector.layout == "sections":
+        specs = [(a.data, a.overscan, a.optical_black) for a in detector.amplifiers]
+        labels = [[f"detector.amplifiers[{i}].{k}" for k in ("data", "overscan", "optical_black")] for i in range(len(specs))]
+    elif detector.layout == "fits-sections":
+        try:
+            found = header_amplifiers(header)
+        except InputError as exc:
+            raise InputError(f"{exc.message} (detector.layout fits-sections, '{detector.name}')") from None
+        specs = [(data, bias, "") for _, data, bias, _ in found]
+        labels = [[keys[0], keys[1], ""] for *_, keys in found]
+    else:
+        raise ParameterError(f"detector.layout must be 'quadrants', 'sections' or 'fits-sections', got {detector.layout!r}")
+    try:
+        return sections_frame_layout(shape, specs, name=str(detector.name), labels=labels)
+    except ParameterError as exc:
+        raise InputError(f"{exc.message} (frame {shape[0]} x {shape[1]}, rows x columns)") from None
+
+
+def camera_hint(header: Mapping) -> str:
+    """How to describe the camera of a frame that does not fit the config (for messages)."""
+    from dancekit.dark.sections import header_amplifiers
+
+    try:
+        found = header_amplifiers(header)
+        keys = sorted({k for *_, pair in found for k in pair})
+        return (f"its header describes {len(found)} amplifier(s) ({', '.join(keys)}): add --set detector.layout=fits-sections "
+                "to read them")
+    except InputError:
+        pass
+    seen = [f"{k} {header[k]}" for k in ("DATASEC", "TRIMSEC", "BIASSEC") if k in header]
+    return ("describe this camera in a YAML config given as --config FILE: 'base: lamost' and 'detector: {layout: sections, "
+            "amplifiers: [{data: \"[x1:x2,y1:y2]\", overscan: \"[x1:x2,y1:y2]\"}, ...]}' (FITS 1-based sections, one "
+            "entry per amplifier; check it with dancekit config check FILE)" + (f"; the header has {', '.join(seen)}" if seen else ""))

@@ -33,13 +33,20 @@ class MasterDark:
     """Baselines fitted on training darks, per channel in readout order [ADU].
 
     median : (n_channels, h, w) per-pixel median of the training active areas (bias included).
-    scaled : the 'scaled' baseline (template per unit optical-black level).
+    scaled : the 'scaled' baseline (template per unit optical-black level; all-NaN when it could
+        not be made).
     n_frames : training frames used.
+    template_note : why the template is all-NaN or was made from fewer frames ('' otherwise).
     """
 
     median: np.ndarray
     scaled: ScaledDark
     n_frames: int
+    template_note: str = ""
+
+    @property
+    def has_template(self) -> bool:
+        return bool(np.isfinite(self.scaled.template).any())
 
 
 def check_raw_frame(frame: np.ndarray, layout: RawLayout, saturation: float) -> None:
@@ -119,22 +126,81 @@ def predict_active_dark(method: str, frame: np.ndarray, layout: RawLayout, *, ma
     if not (layout.has_region("ob_columns") or layout.has_region("ob_rows")):
         raise InputError(f"layout '{layout.name}' has no optical-black region: the scaled method cannot measure the "
                          "dark level (use --method median or overscan)")
+    if not master.has_template:
+        raise InputError("the master dark's TEMPLATE is all NaN (its frames held no measurable dark in the optical black: "
+                         "biases?): --method scaled cannot use it; use --method median, or make the master from darks")
     return predict_scaled_dark(master.scaled, frame, layout)
+
+
+#: an optical-black level counts as measured dark when above this many standard errors
+MEASURABLE_DARK_SNR = 5.0
 
 
 def fit_master_dark(frames: np.ndarray, layout: RawLayout, bias_degree: int | None = 3) -> MasterDark:
     """Median and scaled baselines from raw training darks (N, rows, columns) [ADU].
 
-    Without optical-black regions only the median is fitted (the scaled template is all-NaN)."""
-    from dancekit.dark.baselines import fit_scaled_dark, median_dark
+    The scaled template comes from the frames whose optical black holds a measurable dark in
+    every channel (level > ``MEASURABLE_DARK_SNR`` standard errors): biases and very short
+    exposures are left out of it (``template_note`` says so). Without optical-black regions, or
+    without any such frame, the template is all-NaN and ``template_note`` says why."""
+    from dancekit.dark.baselines import fit_scaled_dark, median_dark, optical_black_error, optical_black_level
 
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[0] < 1:
         raise InputError(f"expected raw training frames (N, rows, columns), got shape {frames.shape}")
     actives = np.stack([region_stack(f, layout, "active") for f in frames])  # (N, n, h, w)
     median = median_dark(actives)
-    if layout.has_region("ob_columns") or layout.has_region("ob_rows"):
-        scaled = fit_scaled_dark(frames, layout, bias_degree)
-    else:
-        scaled = ScaledDark(template=np.full(median.shape, np.nan, np.float32), bias_degree=bias_degree)
-    return MasterDark(median=median, scaled=scaled, n_frames=int(frames.shape[0]))
+    nan_template = ScaledDark(template=np.full(median.shape, np.nan, np.float32), bias_degree=bias_degree)
+    n = int(frames.shape[0])
+    if not (layout.has_region("ob_columns") or layout.has_region("ob_rows")):
+        return MasterDark(median, nan_template, n, f"layout '{layout.name}' has no optical-black region to measure the dark level in")
+    levels, errors = [], []
+    for f in frames:
+        bias = overscan_bias(f, layout, bias_degree)
+        levels.append(optical_black_level(f, layout, bias))
+        errors.append(optical_black_error(f, layout, bias))
+    levels, errors = np.asarray(levels), np.asarray(errors)  # (N, n_channels)
+    measured = np.all(levels > MEASURABLE_DARK_SNR * errors, axis=1)
+    if not measured.any():
+        worst = int(np.argmax(np.max(levels / np.maximum(errors, 1e-9), axis=1)))
+        return MasterDark(median, nan_template, n, (
+            f"none of the {n} frames holds a measurable dark in its optical black (e.g. {levels[worst].min():.2f} "
+            f"+- {errors[worst].max():.2f} ADU above bias: biases, or exposures too short or too cold)"))
+    note = "" if measured.all() else (f"{int((~measured).sum())} of {n} frames without a measurable dark in the optical "
+                                      "black (biases?) were left out of the template")
+    return MasterDark(median, fit_scaled_dark(frames[measured], layout, bias_degree), n, note)
+
+
+# ------------------------------------------------------------------ whole frames (FrameLayout)
+def check_frame(frame: np.ndarray, frame_layout, saturation: float) -> None:
+    """``check_raw_frame`` on every part of a ``frame_layout.FrameLayout`` (amplifier named when several)."""
+    for i, part in enumerate(frame_layout.parts):
+        try:
+            check_raw_frame(frame, part.layout, saturation)
+        except InputError as exc:
+            if len(frame_layout.parts) == 1:
+                raise
+            raise InputError(f"amplifier {i + 1}: {exc.message}") from None
+
+
+def trimmed_active(frame: np.ndarray, frame_layout) -> np.ndarray:
+    """The raw active pixels as the trimmed image [ADU] (float32; NaN where no part has data)."""
+    return frame_layout.assemble([region_stack(frame, p.layout, "active") for p in frame_layout.parts])
+
+
+def predict_frame_dark(method: str, frame: np.ndarray, frame_layout, *, masters: list[MasterDark] | None = None,
+                       **options) -> np.ndarray:
+    """``predict_active_dark`` on each part of a frame, as the trimmed image [ADU] (float32).
+
+    masters : one ``MasterDark`` per part (median / scaled); ``options`` go to
+    ``predict_active_dark`` (generator, mode, ... for gan: single-part frames only)."""
+    if masters is not None and len(masters) != len(frame_layout.parts):
+        raise InputError(f"the master dark has {len(masters)} parts, this frame {len(frame_layout.parts)}")
+    blocks = [predict_active_dark(method, frame, part.layout, master=masters[i] if masters else None, **options)
+              for i, part in enumerate(frame_layout.parts)]
+    return frame_layout.assemble(blocks)
+
+
+def fit_frame_masters(frames: np.ndarray, frame_layout, bias_degree: int | None = 3) -> list[MasterDark]:
+    """``fit_master_dark`` per part of the frames (N, rows, columns)."""
+    return [fit_master_dark(frames, part.layout, bias_degree) for part in frame_layout.parts]

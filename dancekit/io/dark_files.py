@@ -7,9 +7,10 @@ extension, for evaluation only. Real raw frames are read the same way (no ``EXPE
 
 Master dark (``train-dark --make-master``): ``PRIMARY`` the per-pixel median of the training
 active areas and ``TEMPLATE`` the 'scaled' template (dark per unit optical-black level, ADU/ADU;
-all-NaN when the camera has no optical black), both as the trimmed mosaic in physical
-orientation (2084 x 2084 for LAMOST), float32; the layout as JSON in ``DKLAYOUT``; ``NCOMBINE``,
-``BIASDEG``.
+all-NaN when the camera has no optical black or no frame's optical black held a measurable dark,
+as with biases: a COMMENT says why), both as the trimmed image (2084 x 2084 for LAMOST; the box of
+the amplifiers' data for a camera described by sections), float32; the frame layout as JSON in
+``DKLAYOUT`` (``dark.frame_layout.frame_layout_to_mapping``); ``NCOMBINE``, ``BIASDEG``.
 
 Model file (``train-dark -o``): one ``torch.save``d plain dict read back with
 ``torch.load(weights_only=True)`` (``dancekit.io.checkpoint``), written atomically:
@@ -23,6 +24,8 @@ Model file (``train-dark -o``): one ``torch.save``d plain dict read back with
     template              (when the conditioning needs it) the master template, ``dark.template_codec``
     adu                   {"offset", "scale"} ADU: network unit = (ADU - offset) / scale
     layout                dancekit.dark.cameras.layout_to_mapping of the training layout
+    domain                dancekit.dark.domain.training_domain: [min, max] of the training frames'
+                          bias and dark levels (ADU), temperature (deg C), exposure (s); 'frames'
     instrument, config, config_hash   the resolved dark config
     training              summary: steps, epochs, seconds, history, best epoch, validation RMSE
                           (ADU) of gan / median / scaled, the data used
@@ -85,6 +88,41 @@ def read_raw_frame(path: str, with_expected: bool = True) -> RawFrame:
     return RawFrame(np.asarray(data, dtype=np.float32), header, expected, name)
 
 
+TEMPERATURE_KEYS = ("CCD-TEMP", "CCDTEMP", "DET-TEMP", "DETTEMP", "TEMPERAT")  # deg C; the temperature reached first
+EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "ITIME")  # s
+
+
+def header_conditions(header: fits.Header) -> tuple[float | None, float | None]:
+    """(detector temperature [deg C], exposure time [s]) from a raw frame's header, None when absent."""
+    def first(keys):
+        for key in keys:
+            value = header.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        return None
+
+    return first(TEMPERATURE_KEYS), first(EXPTIME_KEYS)
+
+
+DOMAIN_FRAMES = 64  # training frames, evenly spread over the sorted list (all set points), that make a model's domain
+
+
+def measure_domain(paths: list[str], layout, bias_degree: int | None = 3, max_frames: int = DOMAIN_FRAMES) -> dict:
+    """``dark.domain.training_domain`` of raw frames: at most ``max_frames`` of ``paths``, evenly
+    spread over the list (so that every set point of a sorted list counts), read one at a time."""
+    from dancekit.dark.domain import frame_conditions, training_domain
+
+    spread = np.unique(np.linspace(0, len(paths) - 1, min(max_frames, len(paths))).round().astype(int)) if paths else []
+    conditions = []
+    for i in spread:
+        frame = read_raw_frame(paths[i], with_expected=False)
+        try:
+            conditions.append(frame_conditions(frame.data, layout, *header_conditions(frame.header), bias_degree=bias_degree))
+        except InputError as exc:
+            raise exc.with_source(paths[i])
+    return training_domain(conditions)
+
+
 def find_raw_frames(paths: list[str]) -> list[str]:
     """Files given, and the FITS files inside folders given (sorted), in order; '-' is not allowed."""
     found: list[str] = []
@@ -128,6 +166,35 @@ def read_master(path: str) -> tuple[np.ndarray, np.ndarray, dict, fits.Header]:
     except (TypeError, ValueError):
         raise InputError("DKLAYOUT is not valid JSON", source=name) from None
     return median, template, layout, header
+
+
+def write_master_darks(path: str, frame_layout, masters: list, header: fits.Header, overwrite: bool = False) -> None:
+    """Write the masters of each part of a ``FrameLayout`` as one master dark file (trimmed images)."""
+    from dancekit.dark.frame_layout import frame_layout_to_mapping
+
+    header = header.copy()
+    notes = [m.template_note for m in masters if m.template_note]
+    if notes:
+        header["COMMENT"] = f"TEMPLATE: {notes[0]}"
+    write_master(path, frame_layout.assemble([m.median for m in masters]),
+                 frame_layout.assemble([m.scaled.template for m in masters]), frame_layout_to_mapping(frame_layout), header, overwrite)
+
+
+def read_master_darks(path: str) -> tuple[Any, list]:
+    """(``FrameLayout``, one ``MasterDark`` per part) of a master dark file."""
+    from dancekit.dark.baselines import ScaledDark
+    from dancekit.dark.frame_layout import frame_layout_from_mapping
+    from dancekit.dark.inference import MasterDark
+    from dancekit.errors import ConfigError
+
+    median, template, mapping, header = read_master(path)
+    try:
+        frame_layout = frame_layout_from_mapping(mapping)
+        medians, templates = frame_layout.split(median), frame_layout.split(template)
+    except (ConfigError, InputError) as exc:
+        raise InputError(f"its layout (DKLAYOUT) does not fit its images: {exc.message}", source=path) from None
+    degree, count = header.get("BIASDEG", 3), int(header.get("NCOMBINE", 0))
+    return frame_layout, [MasterDark(m, ScaledDark(t, degree), count) for m, t in zip(medians, templates)]
 
 
 # ------------------------------------------------------------------ model files

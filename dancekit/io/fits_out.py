@@ -4,11 +4,18 @@ A file is written to a hidden temporary file in the target folder and renamed in
 when complete; the temporary file is removed on any failure, on Ctrl-C and on SIGTERM (the CLI
 turns SIGTERM into an exception so that the clean-up below runs). ``-`` writes to standard
 output, where a reader that closes the pipe early (``| head -c 100``) is not an error.
+
+On a Dask worker a SIGKILL skips every clean-up, so the tasks of a distributed run set
+``current_run`` (see :mod:`dancekit.commands.cluster`): their temporary files are named
+``.NAME.<token>.*.part``, which the command removes from its output folder at the end of the run;
+and each output is entered in the run's journal just before its rename, so that a task re-run after
+its worker died between the rename and its report replaces that output instead of refusing it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import os
 import signal
@@ -23,6 +30,8 @@ from astropy.io import fits
 from dancekit.errors import InputError
 
 STDOUT = "-"
+#: the distributed run a task belongs to (``.token``, ``.record(path)``, ``.recorded(path)``); None in process
+current_run: contextvars.ContextVar = contextvars.ContextVar("current_run", default=None)
 
 
 def check_output(path: str | None, overwrite: bool) -> None:
@@ -32,7 +41,7 @@ def check_output(path: str | None, overwrite: bool) -> None:
     target = Path(path)
     if target.is_dir():
         raise InputError("is a folder; give a file name (a folder is for many inputs)", source=str(path))
-    if target.exists() and not overwrite:
+    if target.exists() and not overwrite and not written_by_this_run(target):
         raise InputError("output exists; pass --overwrite to replace it", source=str(path))
     if not target.parent.exists():
         raise InputError(f"output folder '{target.parent}' does not exist", source=str(path))
@@ -65,17 +74,36 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[st
     target = Path(path)
     check_output(str(target), overwrite)
     tmp = None
+    run = current_run.get()
     try:
         with signals_deferred():  # a signal pending here is raised on unblocking, inside this try
-            tmp = temporary_file(target.parent, f".{target.name}.", ".part")
+            tmp = temporary_file(target.parent, f".{target.name}.{run.token}." if run else f".{target.name}.", ".part")
         yield tmp
         os.chmod(tmp, 0o644)
-        if not overwrite and target.exists():  # appeared while we worked
+        if not overwrite and target.exists() and not written_by_this_run(target):  # appeared while we worked
             raise InputError("output appeared while writing; pass --overwrite to replace it", source=str(path))
+        if run:
+            run.record(str(target))
         os.replace(tmp, target)
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def written_by_this_run(target: str | os.PathLike) -> bool:
+    """Did an earlier attempt of the current distributed run write ``target``? (False in process)"""
+    run = current_run.get()
+    return run is not None and run.recorded(str(target))
+
+
+def remove_run_files(folder: str | os.PathLike, token: str) -> int:
+    """Remove the temporary files that the killed tasks of a distributed run left in ``folder``; how many."""
+    removed = 0
+    for leftover in Path(folder).glob(f".*.{token}.*.part"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+            removed += 1
+    return removed
 
 
 def write_hdus(hdus: fits.HDUList, path: str, overwrite: bool = False) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import shlex
 import sys
 import textwrap
@@ -15,6 +16,8 @@ from dancekit import __version__
 CARRIED_KEYS = ("DATE-OBS", "MJD-OBS", "EXPTIME", "AIRMASS", "FILTER", "OBJECT", "TELESCOP", "INSTRUME", "BUNIT")
 WCS_PREFIXES = ("CTYPE", "CRPIX", "CRVAL", "CDELT", "CUNIT", "CD1_", "CD2_", "PC1_", "PC2_", "CROTA", "PV1_", "PV2_")
 WCS_KEYS = ("WCSAXES", "RADESYS", "EQUINOX", "LONPOLE", "LATPOLE", "WCSNAME")
+#: the arguments of the command being run; set on Dask workers, whose own sys.argv is the worker's
+command_arguments: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("command_arguments", default=None)
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,9 @@ class Provenance:
 
     @classmethod
     def from_argv(cls, config_hash: str | None = None, seed: int | None = None, **extra) -> "Provenance":
-        argv = ["dancekit", *sys.argv[1:]]
+        """The command line being run, less ``--scheduler``: where a product was made does not change
+        it, and a set made on a cluster is then byte-identical to the same set made in process."""
+        argv = ["dancekit", *without_scheduler(command_arguments.get() or sys.argv[1:])]
         return cls(" ".join(shlex.quote(a) for a in argv), config_hash, seed, dict(extra))
 
     def apply(self, header: fits.Header) -> None:
@@ -41,6 +46,19 @@ class Provenance:
             header[key] = (value, comment)
         for line in textwrap.wrap(f"dancekit {__version__}: {self.command}", 70):
             header.add_history(line)
+
+
+def without_scheduler(arguments: list[str]) -> list[str]:
+    """``arguments`` less ``--scheduler VALUE`` / ``--scheduler=VALUE``."""
+    kept, skip = [], False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument == "--scheduler":
+            skip = True
+        elif not argument.startswith("--scheduler="):
+            kept.append(argument)
+    return kept
 
 
 def carry_header(source: fits.Header, target: fits.Header, with_wcs: bool = True, naxis: int = 2) -> None:

@@ -81,7 +81,7 @@ def matched_stars(
     wcs,
     catalogue: ReferenceCatalogue,
     *,
-    gain: float,
+    gain: float | None,
     read_noise: float | None,
     exptime: float,
     aperture_radius: float | None,
@@ -102,8 +102,9 @@ def matched_stars(
     ----------
     image : (H, W) ADU, bias-subtracted. wcs : astropy WCS of the image.
     catalogue : :class:`ReferenceCatalogue` (radians, mag).
-    gain : e⁻/ADU (also defines m_inst in e⁻/s). read_noise : e⁻ (None with
-        ``noise_model="measured"``). exptime : seconds.
+    gain : e⁻/ADU (also defines m_inst in e⁻/s); None with ``noise_model="measured"`` when
+        unknown: m_inst is then −2.5 log10(ADU/s) and the flux errors lack the stars' photon
+        noise. read_noise : e⁻ (None with ``noise_model="measured"``). exptime : seconds.
     aperture_radius : pixels; None picks it from the seeing (see :func:`extract_sources`).
     match_radius : radians. saturation : ADU.
     min_snr : minimum flux / flux_err of a star used for the fit.
@@ -120,7 +121,8 @@ def matched_stars(
         saturation=saturation, photometry=photometry, detect_threshold=detect_threshold,
         isolation_radius=isolation_radius, noise_model=noise_model, aperture_correction=aperture_correction,
     )
-    m_inst, m_inst_err = instrumental_magnitude(sources.flux, sources.flux_err, gain=gain, exptime=exptime)
+    m_inst, m_inst_err = instrumental_magnitude(sources.flux, sources.flux_err, gain=1.0 if gain is None else gain,
+                                                exptime=exptime)
     m_inst = m_inst - sources.aperture_correction
     ra, dec = pixel_to_sky(wcs, sources.x, sources.y)
     match = match_to_catalogue(ra, dec, catalogue.ra, catalogue.dec, match_radius)
@@ -167,7 +169,7 @@ def calibrate_exposure(
     wcs,
     catalogue: ReferenceCatalogue,
     *,
-    gain: float,
+    gain: float | None,
     read_noise: float | None,
     exptime: float,
     aperture_radius: float | None,

@@ -33,6 +33,13 @@ from dancekit.photometry.catalogue import ReferenceCatalogue
 from dancekit.photometry.synthetic import synthetic_field
 
 TELEMETRY_NAMES = ("airmass", "temperature", "humidity", "wind")  # 1, deg C, percent, m/s
+# What generate_exposure draws from (also the learned model's training domain, learned_domain.py)
+MAX_ZENITH_ANGLE = 60.0  # degrees: airmass 1-2
+TEMPERATURE_SPREAD = 4.0  # deg C, Gaussian rms around the survey's mean
+HUMIDITY_RANGE = (10.0, 95.0)  # percent, uniform
+WIND_GAMMA = (2.0, 2.5)  # shape, scale (m/s) of the wind speed's gamma law
+MAGNITUDE_RANGE = (14.0, 20.5)  # mag of the reference stars, uniform
+FWHM_RANGE = (1.5, 6.0)  # pixels: the seeing is clipped to it
 
 
 @dataclass(frozen=True)
@@ -143,12 +150,12 @@ def generate_exposure(seed, survey: int = 0, *, shape=(256, 256), exptime: float
         seed.integers(0, 2**63) if isinstance(seed, np.random.Generator) else seed)
     s_tel, s_cloud, s_field = seq.spawn(3)
     rng = np.random.default_rng(s_tel)
-    airmass = 1.0 / rng.uniform(np.cos(np.radians(60.0)), 1.0)  # zenith angles up to 60 deg
-    temperature = rng.normal(sys_.temperature, 4.0)
-    humidity = rng.uniform(10.0, 95.0)
-    wind = rng.gamma(2.0, 2.5)
+    airmass = 1.0 / rng.uniform(np.cos(np.radians(MAX_ZENITH_ANGLE)), 1.0)
+    temperature = rng.normal(sys_.temperature, TEMPERATURE_SPREAD)
+    humidity = rng.uniform(*HUMIDITY_RANGE)
+    wind = rng.gamma(*WIND_GAMMA)
     k = sys_.extinction + 0.0006 * (humidity - 50.0) + rng.normal(0.0, 0.008)
-    fwhm = float(np.clip(sys_.seeing * airmass**0.6 * (1.0 + 0.04 * wind) * rng.lognormal(0.0, 0.15), 1.5, 6.0))
+    fwhm = float(np.clip(sys_.seeing * airmass**0.6 * (1.0 + 0.04 * wind) * rng.lognormal(0.0, 0.15), *FWHM_RANGE))
     cloudy = rng.random() < 1.0 / (1.0 + np.exp(-(humidity - sys_.cloud_humidity) / 6.0))
     depth = rng.exponential(sys_.cloud_depth) if cloudy else 0.0
     n_stars = int(rng.integers(40, 160))
@@ -166,7 +173,7 @@ def generate_exposure(seed, survey: int = 0, *, shape=(256, 256), exptime: float
     field = synthetic_field(
         shape, n_stars, zeropoint=sys_.zeropoint, colour_term=sys_.colour_term, extinction=k,
         airmass=airmass, exptime=exptime, gain=gain, read_noise=read_noise, sky=sky,
-        saturation=saturation, fwhm=fwhm, mag_range=(14.0, 20.5), ref_mag_err=0.01,
+        saturation=saturation, fwhm=fwhm, mag_range=MAGNITUDE_RANGE, ref_mag_err=0.01,
         throughput_loss=loss, seed=s_field,
     )
     zp_true = sys_.zeropoint - k * airmass - float(cloud_map.mean() + flat_map.mean())

@@ -25,7 +25,7 @@ import sep
 from scipy.spatial import cKDTree
 
 from dancekit.errors import InputError, ParameterError
-from dancekit.photometry.aperture import AUTO_APERTURE_PER_FWHM, aperture_correction, seeing_fwhm
+from dancekit.photometry.aperture import AUTO_APERTURE_PER_FWHM, ApertureCorrection, seeing_fwhm, total_flux_correction
 
 FLAG_SATURATED = 1
 FLAG_EDGE = 2
@@ -59,9 +59,12 @@ class SourceList:
         global sky level, or sep's global rms with ``noise_model="measured"``).
     aperture_radius : circular aperture radius used, pixels (chosen from the seeing when
         none was given). fwhm : median FWHM of bright isolated stars, pixels (NaN if unmeasured).
-    aperture_correction, aperture_correction_err : Δ = m_aper − m_total and its error, mag
-        (0 and NaN when not measured); ``flux`` is *not* corrected.
-    n_aperture_correction : stars the correction was measured on.
+    correction : :class:`~dancekit.photometry.aperture.ApertureCorrection`, how aperture
+        magnitudes become total ones (``flux`` is *not* corrected); its fields are also read as
+        ``aperture_correction`` (Δ = m_aper − m_total, mag, 0 when not measured),
+        ``aperture_correction_err`` (mag, NaN), ``n_aperture_correction`` (stars),
+        ``aperture_correction_method`` ("growth", "moffat", "none"), ``moffat_fwhm`` (pixels)
+        and ``moffat_beta``.
     """
 
     x: np.ndarray
@@ -75,12 +78,34 @@ class SourceList:
     background_rms: float
     aperture_radius: float = float("nan")
     fwhm: float = float("nan")
-    aperture_correction: float = 0.0
-    aperture_correction_err: float = float("nan")
-    n_aperture_correction: int = 0
+    correction: ApertureCorrection = ApertureCorrection()
 
     def __len__(self) -> int:
         return int(self.x.size)
+
+    @property
+    def aperture_correction(self) -> float:
+        return self.correction.delta
+
+    @property
+    def aperture_correction_err(self) -> float:
+        return self.correction.error
+
+    @property
+    def n_aperture_correction(self) -> int:
+        return self.correction.n_stars
+
+    @property
+    def aperture_correction_method(self) -> str:
+        return self.correction.method
+
+    @property
+    def moffat_fwhm(self) -> float:
+        return self.correction.moffat_fwhm
+
+    @property
+    def moffat_beta(self) -> float:
+        return self.correction.moffat_beta
 
 
 def instrumental_magnitude(flux, flux_err, *, gain: float, exptime: float):
@@ -149,7 +174,8 @@ def extract_sources(
     mean_sky : correct sep's mode-based background to the clipped mean sky away from sources
         (unbiased aperture fluxes on Poisson sky, see ``_sky_mean_offset``).
     aperture_correction : measure Δ = m_aper − m_total on the curve of growth of bright
-        isolated stars (:func:`dancekit.photometry.aperture.aperture_correction`).
+        isolated stars, or from a Moffat PSF fitted to the stars when they are too few
+        (:func:`dancekit.photometry.aperture.total_flux_correction`).
 
     Returns
     -------
@@ -255,12 +281,12 @@ def _extract_sources(data, bad, gain, read_noise, radius, saturation, photometry
         nan_in = _aperture_touches(bad, x, y, radius)
         flags[nan_in] |= FLAG_EDGE
         flags[nan_in & ~_aperture_touches(saturated, x, y, radius)] &= ~FLAG_SATURATED
-    correction = (aperture_correction(data, mask, x, y, flux, flux_err, flags, radius)
-                  if correct_aperture else (0.0, float("nan"), 0))
+    correction = (total_flux_correction(data, mask, x, y, flux, flux_err, flags, radius,
+                                        sky_sigma=max(float(global_sigma), 1e-12), gain=gain, fwhm=fwhm)
+                  if correct_aperture else ApertureCorrection())
     return SourceList(x=x, y=y, flux=flux, flux_err=flux_err, flags=flags, a=a, b=b, theta=theta,
                       background_rms=float(global_sigma), aperture_radius=radius, fwhm=fwhm,
-                      aperture_correction=correction[0], aperture_correction_err=correction[1],
-                      n_aperture_correction=correction[2])
+                      correction=correction)
 
 
 def _detect(data, threshold, sigma, bad, min_area):

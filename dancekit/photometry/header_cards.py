@@ -19,9 +19,26 @@ from __future__ import annotations
 import numpy as np
 
 from dancekit.errors import ParameterError
-from dancekit.photometry.zeropoint_fit import ZeroPointResult
+from dancekit.photometry.zeropoint_fit import (
+    ZP_FLAG_FEW_STARS, ZP_FLAG_HIGH_CHI2, ZP_FLAG_MANY_CLIPPED, ZP_FLAG_NARROW_COLOUR, ZP_FLAG_NOT_CONVERGED,
+    ZeroPointResult,
+)
 
 ZP_FLAG_FAILED = 32  # no zero point could be fitted (written by ``failed_zeropoint_cards``)
+ZP_FLAG_NO_APERTURE_CORRECTION = 64  # asked for, not measured: PHOTZP is for aperture magnitudes
+ZP_FLAG_GAIN_UNKNOWN = 128  # gain estimated from the sky or unknown: PHOTZPER from assumed noise
+# What each ZPFLAG bit means: written as COMMENT cards beside ZPFLAG and listed in `zeropoint --help`.
+ZP_FLAG_MEANINGS = {
+    ZP_FLAG_FEW_STARS: "fewer than 20 stars used",
+    ZP_FLAG_HIGH_CHI2: "reduced chi2 above 3: PHOTZPER inflated by it",
+    ZP_FLAG_MANY_CLIPPED: "more than 20% of the stars clipped",
+    ZP_FLAG_NARROW_COLOUR: "colour term fitted over less than 0.3 mag of colour",
+    ZP_FLAG_NOT_CONVERGED: "clipping did not converge",
+    ZP_FLAG_FAILED: "calibration failed (no zero point)",
+    ZP_FLAG_NO_APERTURE_CORRECTION: "no aperture correction: PHOTZP for aperture mags",
+    ZP_FLAG_GAIN_UNKNOWN: "gain estimated from the sky or unknown (ZPGAINSR)",
+}
+_FLAG_COMMENT_PREFIX = "ZPFLAG bit "
 
 
 def zeropoint_header_cards(result: ZeroPointResult, *, gain: float, exptime: float,
@@ -62,6 +79,36 @@ def zeropoint_header_cards(result: ZeroPointResult, *, gain: float, exptime: flo
     ]
 
 
+def zpflag_comments() -> list[str]:
+    """COMMENT lines explaining every ZPFLAG bit (each under 72 characters)."""
+    return [f"{_FLAG_COMMENT_PREFIX}{bit:>3} = {meaning}" for bit, meaning in sorted(ZP_FLAG_MEANINGS.items())]
+
+
+def is_zpflag_comment(text: str) -> bool:
+    """True for a COMMENT line written by :func:`zpflag_comments` (to replace, not repeat, them)."""
+    return str(text).startswith(_FLAG_COMMENT_PREFIX)
+
+
+def aperture_correction_cards(sources, requested: bool) -> list[tuple[str, object, str]]:
+    """Cards saying how aperture magnitudes became total ones (a SourceList's correction).
+
+    requested : an aperture correction was asked for (False: ``APCORMTH = 'off'``).
+    """
+    method = sources.aperture_correction_method if requested else "off"
+    cards = [
+        ("APRADIUS", float(sources.aperture_radius), "[pixel] aperture radius (Kron: fallback)"),
+        ("ZPFWHM", _or_minus_one(sources.fwhm), "[pixel] median FWHM of bright isolated stars"),
+        ("APCOR", float(sources.aperture_correction), "[mag] m_total = m_aper - APCOR"),
+        ("APCORERR", _or_minus_one(sources.aperture_correction_err), "[mag] error of APCOR (in PHOTZPER)"),
+        ("APCORMTH", method, "APCOR from: growth curve, moffat PSF, none, off"),
+        ("APCORN", int(sources.n_aperture_correction), "stars APCOR was measured on"),
+    ]
+    if method == "moffat":
+        cards += [("APPSFFW", _or_minus_one(sources.moffat_fwhm), "[pixel] FWHM of the Moffat PSF fitted for APCOR"),
+                  ("APPSFBET", _or_minus_one(sources.moffat_beta), "Moffat beta of that PSF")]
+    return cards
+
+
 def failed_zeropoint_cards(n_used: int = 0) -> list[tuple[str, object, str]]:
     """Cards marking an exposure whose calibration failed (ESO uses PHOTZPER = 999)."""
     return [
@@ -73,3 +120,8 @@ def failed_zeropoint_cards(n_used: int = 0) -> list[tuple[str, object, str]]:
 
 def _f(value) -> float:
     return float(value)
+
+
+def _or_minus_one(value) -> float:
+    value = float(value)
+    return value if np.isfinite(value) else -1.0

@@ -6,7 +6,8 @@ live in the checkpoint, a plain dict that ``torch.load(..., weights_only=True)``
 
     format "dancekit-zeropoint", format_version 1, model_config (AZPRC kwargs), state_dict,
     normalisation {telemetry_mean, telemetry_std, target_scale, target_mean}, target (what the output means),
-    classical (settings of the fit the correction sits on), training (summary), dancekit_version.
+    classical (settings of the fit the correction sits on), training (summary), domain (the ranges of
+    the training exposures, :mod:`dancekit.photometry.learned_domain`; absent in older files), dancekit_version.
 """
 
 from __future__ import annotations
@@ -151,14 +152,18 @@ def predict(model: AZPRC, inputs: ModelInputs, normalisation: Normalisation, *, 
 
 
 def zeropoint_checkpoint(model: AZPRC, normalisation: Normalisation, *, classical: dict,
-                         training: dict, target: str = TARGET_RESIDUAL) -> dict:
-    """The model file's content: a plain dict (see the module docstring)."""
+                         training: dict, domain: dict | None = None, target: str = TARGET_RESIDUAL) -> dict:
+    """The model file's content: a plain dict (see the module docstring); ``domain`` defaults to
+    :func:`dancekit.photometry.learned_domain.generator_domain`."""
+    from dancekit.photometry.learned_domain import generator_domain
+
     from dancekit import __version__
 
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "dancekit_version": __version__,
             "model_config": dict(model.config), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "normalisation": normalisation.to_dict(), "target": target,
-            "classical": {k: v for k, v in classical.items()}, "training": training}
+            "classical": {k: v for k, v in classical.items()}, "training": training,
+            "domain": generator_domain() if domain is None else domain}
 
 
 def model_from_checkpoint(checkpoint) -> tuple[AZPRC, Normalisation, dict]:

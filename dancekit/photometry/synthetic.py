@@ -84,6 +84,7 @@ def synthetic_field(
     fwhm: float = 3.0,
     moffat_beta: float = 3.0,
     mag_range=(14.0, 19.0),
+    luminosity_slope: float = 0.0,
     colour_range=(-0.2, 1.8),
     ref_mag_err: float = 0.0,
     pixel_scale: float = 1.0 * ARCSEC,
@@ -102,7 +103,9 @@ def synthetic_field(
     gain : e⁻/ADU. read_noise : e⁻ rms. sky : e⁻ per pixel over the exposure.
     saturation : ADU; pixels are clipped there.
     psf : ``"gaussian"`` (pixel-integrated) or ``"moffat"``; fwhm : pixels; moffat_beta : β.
-    mag_range, colour_range : uniform ranges of reference magnitude and colour, mag.
+    mag_range, colour_range : ranges of reference magnitude and colour, mag.
+    luminosity_slope : s of the magnitude distribution dN/dm ∝ 10^(s·m) within ``mag_range``,
+        1/mag; 0 (default) is uniform, ~0.3 is a field's star counts (few bright stars).
     ref_mag_err : 1σ Gaussian noise added to the catalogue magnitudes (and declared as their
         ``mag_err``), mag.
     pixel_scale : radians per pixel. centre : (ra, dec) of the image centre, radians.
@@ -133,7 +136,7 @@ def synthetic_field(
     x = rng_pos.uniform(-0.5 - margin * width, width - 0.5 + margin * width, n_stars)
     y = rng_pos.uniform(-0.5 - margin * height, height - 0.5 + margin * height, n_stars)
     ra_deg, dec_deg = wcs.all_pix2world(x, y, 0)
-    true_mag = rng_mag.uniform(mag_range[0], mag_range[1], n_stars)
+    true_mag = _magnitudes(rng_mag, mag_range, luminosity_slope, n_stars)
     colour = rng_mag.uniform(colour_range[0], colour_range[1], n_stars)
     m_inst = true_mag - zeropoint + extinction * airmass - colour_term * colour
     if throughput_loss is not None:
@@ -149,6 +152,15 @@ def synthetic_field(
                                     np.full(n_stars, float(ref_mag_err)), colour)
     return SyntheticField(image=image, wcs=wcs, catalogue=catalogue, x=x, y=y,
                           true_mag=true_mag, electrons=electrons)
+
+
+def _magnitudes(rng, mag_range, slope, n):
+    """``n`` magnitudes with dN/dm ∝ 10^(slope·m) on ``mag_range`` (inverse CDF; uniform at 0)."""
+    low, high = float(mag_range[0]), float(mag_range[1])
+    if not slope:
+        return rng.uniform(low, high, n)
+    floor = 10.0 ** (slope * (low - high))  # CDF ∝ 10^(slope·(m − high)) − floor: no overflow
+    return high + np.log10(floor + rng.uniform(0.0, 1.0, n) * (1.0 - floor)) / slope
 
 
 def _seed_sequence(seed) -> np.random.SeedSequence:

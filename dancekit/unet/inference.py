@@ -34,6 +34,7 @@ import torch
 
 from dancekit.errors import InputError, ParameterError
 from dancekit.sky.stack import RunningMean
+from dancekit.unet.flux_conservation import FluxConservation, flux_conservation
 from dancekit.unet.preprocess import INVERSES, network_input, network_output_to_electrons
 from dancekit.unet.tiling import TileGrid
 
@@ -53,6 +54,9 @@ class InferenceResult:
     background : (H, W) blended per-tile background level that was subtracted before the
         network (added back to ``image`` when ``background_mode == 'restore'``).
     average : (H, W) plain temporal mean of all frames (NaN pixels ignored), or None.
+    stack : (H, W) mean over windows of each window's mean frame (non-finite pixels replaced as
+        the network saw them): the average stack of the frames used, weighted as the output is.
+    flux : how much of the stack's flux above the sky the output holds, and that sky [input units].
     masked_frames : 0-based indices of frames with no finite pixel, left out.
     """
 
@@ -65,12 +69,20 @@ class InferenceResult:
     context: int
     stride: int
     background_mode: str
+    stack: np.ndarray | None = None
+    flux: FluxConservation | None = None
     masked_frames: list[int] = field(default_factory=list)
     replaced_pixels: int = 0
 
     @property
     def tiles_processed(self) -> int:
         return self.n_windows * self.n_tiles
+
+    @property
+    def flux_ratio(self) -> float | None:
+        """Output / average-stack flux above the sky (``flux_conservation``): ~1 for a model that
+        conserves flux; None when the stack has no flux above the sky (or was not kept)."""
+        return None if self.flux is None else self.flux.ratio
 
 
 def expected_windows(n_frames: int, context: int, stride: int) -> int:
@@ -166,10 +178,13 @@ def infer_video(read_frames: ReadFrames, n_frames: int, shape: tuple[int, int], 
                          f"pixel and were masked) but the model needs a context of {context}")
     image = grid.crop(runner.image_sum) / n_windows
     level = grid.crop(runner.background_sum) / n_windows
+    mean_frame = grid.crop(runner.stack_sum) / n_windows
+    flux = flux_conservation(image, mean_frame, level)
     if background == "restore":
         image = image + level
     return InferenceResult(
         image=(image / gain).astype(np.float32), background=(level / gain).astype(np.float32),
+        stack=(mean_frame / gain).astype(np.float32), flux=FluxConservation(flux.ratio, flux.sky / gain),
         average=None if stack is None else stack.result(), n_frames=n_frames, n_windows=n_windows,
         n_tiles=grid.n_tiles, context=context, stride=stride, background_mode=background,
         masked_frames=masked, replaced_pixels=replaced,
@@ -188,6 +203,7 @@ class _TileRunner:
         self.forward = forward_dihedral_mean if dihedral_mean else forward_image
         self.image_sum = np.zeros(grid.padded_shape, dtype=np.float64)
         self.background_sum = np.zeros(grid.padded_shape, dtype=np.float64)
+        self.stack_sum = np.zeros(grid.padded_shape, dtype=np.float64)
         self._indices: list[int] = []
         self._buffer: np.ndarray | None = None
 
@@ -209,6 +225,7 @@ class _TileRunner:
             return
         windows = torch.from_numpy(self._buffer[:len(self._indices)]).to(self.device)  # (B, K, tile, tile) e-
         with torch.inference_mode():
+            mean_frame = windows.mean(dim=1, dtype=torch.float64).cpu().numpy()   # (B, t, t) e-, before the overwrite
             x, level = network_input(windows, overwrite=True)                   # (B, K, t, t), (B,)
             out = self.forward(self.model, x)                                   # (B, 1, t, t)
             image = network_output_to_electrons(out, self.inverse, self.calibration)  # (B, t, t) e- per frame
@@ -216,6 +233,7 @@ class _TileRunner:
         for b, k in enumerate(self._indices):
             self.grid.accumulate(self.image_sum, k, image[b])
             self.grid.accumulate(self.background_sum, k, level[b])
+            self.grid.accumulate(self.stack_sum, k, mean_frame[b])
         self._indices = []
 
 

@@ -37,9 +37,21 @@ import torch.distributed as dist
 
 from dancekit.errors import InputError, ParameterError
 from dancekit.unet.data import TrainingSamples, ValidationSamples
-from dancekit.unet.losses import deep_supervision_mse
+from dancekit.unet.losses import deep_supervision_mse, flux_consistency
 from dancekit.unet.model import ResidualEncoderUNet
 from dancekit.unet.preprocess import INVERSES, network_input, network_output_to_electrons, network_target
+
+
+SCHEDULES = ("plateau", "cosine")
+COSINE_FLOOR = 0.01  # the cosine schedule ends at this fraction of the initial learning rate
+
+
+def cosine_learning_rate(initial: float, step: int, total: int) -> float:
+    """Learning rate of optimisation step ``step`` (0-based) of ``total``: a half cosine from
+    ``initial`` to ``COSINE_FLOOR * initial`` (Loshchilov & Hutter 2017, one cycle, no restart).
+    A function of the step alone, so a resumed run follows the same curve."""
+    progress = min(1.0, step / max(1, total - 1))
+    return initial * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,8 @@ class TrainingSettings:
     inverse: str = "algebraic"         # Anscombe inverse used for validation (preprocess.INVERSES)
     detection_threshold: float = 5.0   # x noise rms, star detection for the |Δmag| criterion
     workers: int = 0                   # DataLoader processes reading samples
+    schedule: str = "plateau"          # learning rate: "plateau" (ReduceLROnPlateau) or "cosine" (to 1 % at the last step)
+    flux_weight: float = 0.0           # weight of losses.flux_consistency beside the deep-supervision MSE
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
@@ -76,6 +90,10 @@ class TrainingSettings:
                                  source="--patience")
         if not (isinstance(self.workers, int) and self.workers >= 0):
             raise ParameterError(f"workers must be >= 0, got {self.workers!r}", source="--workers")
+        if self.schedule not in SCHEDULES:
+            raise ParameterError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}", source="--schedule")
+        if not (isinstance(self.flux_weight, (int, float)) and self.flux_weight >= 0):
+            raise ParameterError(f"flux weight must be >= 0, got {self.flux_weight!r}", source="--flux-weight")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -145,10 +163,14 @@ class Trainer:
         """One Adam step on frames (b, context, tile, tile) and truth (b, tile, tile) in electrons;
         returns the batch loss (the mean over all processes)."""
         self.network.train()
-        inputs, _ = network_input(frames.to(self.device, non_blocking=True))   # (b, C, t, t) Anscombe
-        target = network_target(truth.to(self.device, non_blocking=True))     # (b, 1, t, t) Anscombe
+        inputs, level = network_input(frames.to(self.device, non_blocking=True))  # (b, C, t, t) Anscombe, (b,) e-
+        truth = truth.to(self.device, non_blocking=True)                         # (b, t, t) e- per frame
+        target = network_target(truth)                                           # (b, 1, t, t) Anscombe
+        if self.settings.schedule == "cosine":
+            for group in self.optimizer.param_groups:
+                group["lr"] = cosine_learning_rate(self.settings.learning_rate, self.step, self.total_steps)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = deep_supervision_mse(self.network(inputs), target)
+        loss = self._loss(self.network(inputs), target, truth, level)
         loss.backward()
         self.optimizer.step()
         value = loss.detach()
@@ -156,6 +178,15 @@ class Trainer:
             dist.all_reduce(value)
             value = value / self.distributed.world_size
         return float(value)
+
+    def _loss(self, outputs, target: torch.Tensor, truth: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """Deep-supervision MSE on Anscombe values, plus ``flux_weight`` x the flux term on the
+        full-resolution output (the training loss and the validation loss alike)."""
+        loss = deep_supervision_mse(outputs, target)
+        if self.settings.flux_weight:
+            full = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+            loss = loss + self.settings.flux_weight * flux_consistency(full, truth, level)
+        return loss
 
     # ------------------------------------------------------------------ the loop
     def run(self, *, should_stop: Callable[[], bool] = lambda: False,
@@ -214,7 +245,7 @@ class Trainer:
         if self.distributed.rank == 0:
             record.update(self.validate() if self.val is not None and len(self.val) else {})
             self._select(record)
-        if complete:
+        if complete and self.settings.schedule == "plateau":
             self.scheduler.step(train_loss)
             self.epoch_loss = [0.0, 0]
         self.history.append(record)
@@ -233,17 +264,18 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Validation MSE (deep-supervision loss) and the mean |Δmag| of matched stars, pooled."""
+        """Validation MSE (deep-supervision loss), flux term, and the mean |Δmag| of matched stars, pooled."""
         from dancekit.metrics.evaluate import evaluate_image
 
         self.model.eval()
         loader = torch.utils.data.DataLoader(self.val, batch_size=self.settings.batch,
                                              num_workers=self.settings.workers)
-        total, count, residuals, failed = 0.0, 0, [], 0
+        total, flux, count, residuals, failed = 0.0, 0.0, 0, [], 0
         for frames, truth in loader:
-            inputs, _ = network_input(frames.to(self.device))
+            inputs, level = network_input(frames.to(self.device))
             outputs = self.model(inputs)
             total += float(deep_supervision_mse(outputs, network_target(truth.to(self.device)))) * len(frames)
+            flux += float(flux_consistency(outputs[0], truth.to(self.device), level)) * len(frames)
             count += len(frames)
             images = network_output_to_electrons(outputs[0], self.settings.inverse).float().cpu().numpy()
             for image, reference in zip(images, truth.numpy()):
@@ -256,7 +288,7 @@ class Trainer:
         self.model.train()
         pooled = np.concatenate(residuals) if residuals else np.zeros(0)
         pooled = pooled[np.isfinite(pooled)]
-        return {"val_mse": total / max(count, 1),
+        return {"val_mse": total / max(count, 1), "val_flux": flux / max(count, 1),
                 "mean_abs_dmag": float(pooled.mean()) if pooled.size else math.nan,
                 "matched_stars": int(pooled.size), "failed_evaluations": failed}
 
@@ -314,7 +346,10 @@ class Trainer:
 
 
 # what must not change between a run and its resumption (the target epochs/steps may)
-_FIXED = ("context", "tile", "batch", "seed", "learning_rate", "betas", "plateau_factor", "plateau_patience", "inverse")
+_FIXED = ("context", "tile", "batch", "seed", "learning_rate", "betas", "plateau_factor", "plateau_patience", "inverse",
+          "schedule", "flux_weight")
+# settings added after checkpoints were first written: what a checkpoint without them was trained with
+_FIXED_DEFAULTS = {"schedule": "plateau", "flux_weight": 0.0}
 
 
 def check_resumable(state: Any, settings: TrainingSettings, n_train: int, n_val: int) -> None:
@@ -323,7 +358,7 @@ def check_resumable(state: Any, settings: TrainingSettings, n_train: int, n_val:
         raise InputError("not a dancekit training state (no 'settings' in its 'resume' section)")
     stored, now = state["settings"], settings.to_dict()
     for key in _FIXED:
-        if stored.get(key) != now[key]:
+        if stored.get(key, _FIXED_DEFAULTS.get(key)) != now[key]:
             raise ParameterError(f"the checkpoint was trained with {key} = {stored.get(key)!r}, this run has "
                                  f"{now[key]!r}; resume with the same value", source="--resume")
     if (state.get("n_train"), state.get("n_val")) != (n_train, n_val):

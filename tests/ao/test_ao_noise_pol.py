@@ -79,3 +79,14 @@ def test_modal_projections_and_units():
         pseudo_open_loop_modes(np.ones((5, 3)), np.ones((6, 3)), 1)
     with pytest.raises(InputError, match="fewer than 2"):
         pseudo_open_loop_modes(np.ones((5, 3)), np.ones((5, 3)), 4)
+
+
+def test_propagated_noise_pools_one_slope_noise_level():
+    from dancekit.ao.noise import propagated_noise_variance
+
+    gain = np.linspace(0.5, 3.0, 14)
+    estimates = 0.2 * gain * (1 + 0.1 * np.random.default_rng(0).standard_normal(14))  # 10 % scatter per mode
+    pooled = propagated_noise_variance(estimates, gain)
+    assert np.allclose(pooled / gain, pooled[0] / gain[0]) and pooled[0] / gain[0] == pytest.approx(0.2, rel=0.05)
+    with pytest.raises(ParameterError, match="noise gain must be"):
+        propagated_noise_variance(estimates, gain[:5])

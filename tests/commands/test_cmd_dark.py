@@ -145,9 +145,28 @@ def test_train_dark_resumes_exactly_and_predicts(cli, darks, tmp_path):
     assert a["layout"]["channel_grid"] == [2, 2] and a["conditioning"] == {
         "mode": "profile", "coordinates": False, "target": "above_overscan", "template": False, "bias_degree": 3}
     assert "template" not in a
+    # the model knows its training domain: frames at -25 and -15 C (jittered by 1 C)
+    domain = a["domain"]
+    assert domain["frames"] == 6 and -26 <= domain["temperature"][0] <= -24 and -16 <= domain["temperature"][1] <= -14
+    assert domain["exptime"] == [30.0, 30.0] and 0 < domain["dark"][0] < domain["dark"][1] and domain["bias"][0] > 900
+    # at -10 C the dark level lies beyond the trained range by more than half its width: refused,
+    # nothing written; --ignore-domain predicts, warns, and records how far it was
     out = tmp_path / "gan.fits"
-    pred = cli("predict-dark", tmp / "test" / "dark_T-10.0_0001.fits", "-c", cfg, "--model", straight, "-o", out, "--json")
+    held_out = tmp / "test" / "dark_T-10.0_0001.fits"
+    refused = cli("predict-dark", held_out, "-c", cfg, "--model", straight, "-o", out)
+    err = refused.stderr.decode()
+    assert refused.returncode == 2 and err.count("\n") == 1 and not out.exists(), err
+    assert "outside the training domain of the dark model straight.pt: dark level above bias" in err and "--ignore-domain" in err
+    pred = cli("predict-dark", held_out, "-c", cfg, "--model", straight, "-o", out, "--json", "--ignore-domain")
     assert pred.returncode == 0, pred.stderr.decode()
+    assert b"warning: " in pred.stderr and b"outside the training domain" in pred.stderr
+    header = fits.getheader(out)
+    raw = fits.getdata(held_out).astype(np.float32)  # dark level: masked columns above each row's overscan median
+    level = np.max(np.median(region_stack(raw, SMALL, "ob_columns") - np.median(region_stack(raw, SMALL, "overscan"), axis=2,
+                                                                                keepdims=True), axis=(1, 2)))
+    width = domain["dark"][1] - domain["dark"][0]
+    assert header["DKDOMAIN"] == "outside" and header["DKDOMQTY"] == "dark"
+    assert header["DKDOMDST"] == pytest.approx((level - domain["dark"][1]) / width, abs=0.15) and header["DKDOMDST"] > 0.5
     image = fits.getdata(out)
     assert image.shape == (96, 96) and np.all(np.isfinite(image))
     # the tanh output maps into the stored ADU affine range, above the overscan level of each row
@@ -179,7 +198,7 @@ def test_a_model_with_the_template_carries_it_and_refuses_to_run_without_it(cli,
     rmse = {}
     for method, extra in (("gan", ["--model", model]), ("scaled", ["--master", master])):
         out = tmp_path / f"{method}.fits"
-        p = cli("predict-dark", held_out, "-c", cfg, "--method", method, *extra, "-o", out, "--json")
+        p = cli("predict-dark", held_out, "-c", cfg, "--method", method, *extra, "-o", out, "--json", "--ignore-domain")
         assert p.returncode == 0, p.stderr.decode()
         rmse[method] = json.loads(p.stdout)["results"][0]["rmse_actual_adu"]
     # one epoch of 24 steps moves the residual little: the gan stays near the scaled baseline,
@@ -267,7 +286,7 @@ def test_single_amplifier_frame_through_the_overscan_path(cli, tmp_path):
     assert scaled.returncode == 2 and b"not a dancekit master dark" in scaled.stderr
     no_trim = _write(tmp_path / "notrim.fits", frame, BIASSEC="[4:13,1:520]")
     missing = cli("predict-dark", no_trim, "-c", cfg, "--method", "overscan", "-o", tmp_path / "m.fits")
-    assert missing.returncode == 2 and b"the header has no TRIMSEC" in missing.stderr
+    assert missing.returncode == 2 and b"the header has BIASSEC but no TRIMSEC or DATASEC (the data)" in missing.stderr
     # a master made from this camera's frames: scaled needs optical black, which it has not
     master = tmp_path / "master.fits"
     assert cli("train-dark", path, "-c", cfg, "--make-master", master).returncode == 0
@@ -283,3 +302,35 @@ def test_the_real_ccdproc_frame(cli, tmp_path, ccdproc_raw_frame):
     assert r.returncode == 0, r.stderr.decode()
     # notes/dark_zp.md sec. 2: overscan ~214 ADU, trimmed 520 x 512 with median ~86 ADU (ccdproc)
     assert fits.getdata(out).shape == (520, 512) and np.median(fits.getdata(out)) == pytest.approx(86, abs=5)
+
+
+def test_the_bundled_model_knows_its_training_domain_and_refuses_a_warm_frame(cli, tmp_path):
+    """The bundled model's 20 training darks were set at -25, -15, -10 and -5 C (+-1 C), 30 s:
+    its domain says so, and a LAMOST frame whose optical black holds 900 ADU of dark (about +5 C)
+    is refused before the network runs, with the quantity, the value and the trained range."""
+    from dancekit.dark.cameras import lamost_layout
+    from dancekit.io.dark_files import bundled_dark_model
+
+    domain = torch.load(bundled_dark_model(), weights_only=True)["domain"]
+    assert domain["frames"] == 20 and domain["exptime"] == [30.0, 30.0]
+    assert -26 <= domain["temperature"][0] <= -24 and -6 <= domain["temperature"][1] <= -4
+    # 240 e- in 30 s at -15 C, 2.3 e-/ADU, doubling every 6.4 C: 35 ADU at -25 C, 309 ADU at -5 C (+-1 C, pattern)
+    assert domain["dark"][0] == pytest.approx(240 / 2.3 * 2 ** (-10 / 6.4), rel=0.2)
+    assert domain["dark"][1] == pytest.approx(240 / 2.3 * 2 ** (10 / 6.4), rel=0.2)
+    layout = lamost_layout()
+    raw = np.random.default_rng(0).normal(1000.0, 5.0, layout.frame_shape).astype(np.float32)
+    for c in range(4):
+        for name in ("ob_columns", "ob_rows", "active"):
+            rs, cs = layout.region_slices(name)
+            i, j = layout.channel_position(c)
+            rows = np.arange(rs.start, rs.stop) if i == 0 else layout.frame_shape[0] - 1 - np.arange(rs.start, rs.stop)
+            cols = np.arange(cs.start, cs.stop) if j == 0 else layout.frame_shape[1] - 1 - np.arange(cs.start, cs.stop)
+            raw[np.ix_(rows, cols)] += 900.0
+    path = _write(tmp_path / "warm.fits", raw, EXPTIME=30.0)
+    out = tmp_path / "out.fits"
+    r = cli("predict-dark", path, "-o", out)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and err.count("\n") == 1 and not out.exists(), err
+    lo, hi = domain["dark"]
+    assert (f"outside the training domain of the dark model bundled:lamost_dark_demo.pt: dark level above bias 899.9..900 ADU, "
+            f"trained {lo:.4g}..{hi:.4g} ADU: {(900 - hi) / (hi - lo):.2f} range widths outside (refused beyond 0.5)") in err

@@ -8,8 +8,10 @@ import pytest
 from astropy.io import fits
 
 from conftest import run_cli
+from dancekit.ao.covariance import zernike_variance
 from dancekit.commands.fit_r0 import FitSettings, fit_file
-from dancekit.io.aot import write_modal_fits
+from dancekit.io.aot import read_telemetry
+from dancekit.io.aot_write import LoopRecord, write_aot, write_modal_fits
 from dancekit.io.config import load_config
 from dancekit.io.config_schema import AOConfig
 
@@ -31,6 +33,10 @@ def files(tmp_path_factory):
                          "-q", "-o", path)
         assert result.returncode == 0, result.stderr.decode()
         made[name] = path
+    made["dimm"] = folder / "dimm.fits"  # closed loop at airmass 2 with a DIMM that saw 0.93"
+    result = run_cli("simulate-telemetry", "--r0", R0, "--L0", L0, "--model", "exact", "--closed-loop", "--duration", "4",
+                     "--airmass", "2", "--monitor-seeing", "0.93", "--seed", "14", "-q", "-o", made["dimm"])
+    assert result.returncode == 0, result.stderr.decode()
     made["short"] = folder / "short.fits"  # 25 frames: too few for the noise autocorrelation
     write_modal_fits(str(made["short"]), np.random.default_rng(0).normal(size=(25, 14)), noll_min=2, unit="rad",
                      wavelength=5e-7, frame_rate=500.0, diameter=1.8, obstruction=0.077)
@@ -168,3 +174,82 @@ def test_usage_errors_leave_nothing(cli, files, tmp_path):
     out.write_bytes(b"keep")
     result = cli("fit-r0", files["open"], "-o", out)
     assert result.returncode == 2 and "--overwrite" in result.stderr.decode() and out.read_bytes() == b"keep"
+
+
+def test_site_monitor_beside_the_fit_and_zenith_values(cli, files, tmp_path):
+    # issue 16 "Done when": the DIMM value read from a closed-loop simulate-telemetry file is in the table
+    out = tmp_path / "r0.fits"
+    result = cli("fit-r0", files["dimm"], *FIT, "--mc", "50", "--seed", "1", "-o", out)
+    assert result.returncode == 0, result.stderr.decode()
+    row = fits.getdata(out, "FIT_R0")[0]
+    assert row["MONITOR"] == "DIMM (simulated)" and row["MON_SEEING"] == pytest.approx(0.93, rel=1e-12)
+    assert row["MON_R0"] == pytest.approx(0.9759 * 500e-9 / (0.93 / 206264.806), rel=1e-6) and row["MON_L0"] == pytest.approx(L0)
+    assert row["ELEVATION"] == pytest.approx(30.0) and row["AIRMASS"] == pytest.approx(2.0)
+    # the fitted r0 is along the line of sight; zenith values scale by airmass^(3/5)
+    assert row["R0_ZENITH"] == pytest.approx(row["R0"] * 2 ** 0.6)
+    assert row["SEEING"] == pytest.approx(0.9759 * 500e-9 / row["R0_ZENITH"] * 206264.806, rel=1e-6)
+    assert row["R0"] == pytest.approx(R0, rel=0.1) and row["LOOP"] == "closed" and row["SENSOR"] == "builtin"
+
+
+def test_fitted_l0_has_a_monte_carlo_error_and_a_bound_is_flagged(cli, files):
+    result = cli("fit-r0", files["open"], "--fit-L0", "--mc", "200", "--seed", "2", "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    row = json.loads(result.stdout)["results"][0]
+    assert row["L0_flag"] == "fitted" and row["L0_lo"] < row["L0"] < row["L0_hi"] and row["L0_err"] > 0
+    bounded = cli("fit-r0", files["open"], "--fit-L0", "--set", "fit.L0_max=5", "--mc", "50", "--seed", "2", "--json")
+    row = json.loads(bounded.stdout)["results"][0]  # true L0 = 25 m: the fit runs into the 5 m bound
+    assert row["L0_flag"] == "upper_bound" and row["L0"] is None and "L0_upper_bound" in row["flags"].split(",")
+    fixed = json.loads(cli("fit-r0", files["open"], *FIT, "--mc", "50", "--json").stdout)["results"][0]
+    assert fixed["L0_flag"] == "fixed" and fixed["L0_err"] is None and fixed["L0_lo"] is None
+
+
+def test_every_control_loop_is_a_named_row_and_a_bad_loop_fails_alone(cli, files, tmp_path):
+    (tel,), _ = read_telemetry(str(files["open"]))
+    half = tel.n_frames // 2
+    loop = lambda name, frames, s2m=tel.slopes_to_modes: LoopRecord(name, slopes=tel.slopes[frames], slopes_to_modes=s2m,
+                                                                     frame_rate=500.0, delay=0.0, closed_loop=False)
+    path = tmp_path / "loops.fits"
+    write_aot(str(path), [loop("first half", slice(0, half)), loop("second half", slice(half, None)),
+                          loop("broken", slice(0, half), tel.slopes_to_modes[:, :, :10])],
+              diameter=1.8, obstruction=0.077, cards={"MODUNIT": ("um", "")})
+    out = tmp_path / "r0.fits"
+    result = cli("fit-r0", path, *FIT, "--mc", "0", "-o", out)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.decode().splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: {path}: loop 'broken': measurements-to-modes (14, 2, 10) does not match the measurements (2, 12)"]
+    table = fits.getdata(out, "FIT_R0")
+    assert list(table["LOOP_NAME"]) == ["first half", "second half"] and list(table["N_FRAMES"]) == [half, half]
+    assert np.allclose(table["R0"], R0, rtol=0.06) and table["R0"][0] != table["R0"][1]
+
+
+def test_per_mode_evidence_table_and_plot(cli, files, tmp_path):
+    out, png = tmp_path / "r0.fits", tmp_path / "modes.png"
+    result = cli("fit-r0", files["open"], files["modal"], *FIT, "--mc", "0", "-o", out, "--plot", png, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    rows, modes = fits.getdata(out, "FIT_R0"), fits.getdata(out, "R0_MODES")
+    assert list(modes["ROW"]) == [1] * 14 + [2] * 14 and list(modes["NOLL"][:14]) == list(range(2, 16))
+    assert list(modes["FITTED"][:14]) == [False] * 2 + [True] * 12
+    assert np.allclose(modes["NOISE_CORRECTED"], modes["MEASURED"] - modes["NOISE"])
+    assert np.allclose(modes["CORRECTED"], modes["NOISE_CORRECTED"] - modes["REMAINING"])
+    for k in (0, 1):  # the model column is the von Karman variance at the fitted r0 (L0 fixed at 25 m)
+        sel = modes["ROW"] == k + 1
+        assert np.allclose(modes["MODEL"][sel], zernike_variance(range(2, 16), rows["R0"][k], L0, 1.8), rtol=1e-9)
+        fitted = sel & modes["FITTED"]
+        assert np.allclose(modes["NOISE"][fitted], rows["NOISE"][k])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    evidence = json.loads(result.stdout)["results"][1]["modes"]
+    assert evidence["noll"] == list(range(2, 16)) and evidence["model"] == pytest.approx(list(modes["MODEL"][14:]))
+    refused = cli("fit-r0", files["open"], *FIT, "--json", "--plot", "-")
+    assert refused.returncode == 2 and "is not a .png file name" in refused.stderr.decode()
+
+
+def test_plot_function_returns_a_figure():
+    from matplotlib.figure import Figure
+
+    from dancekit.plots.r0_modes import modal_variances_figure
+
+    noll = np.arange(2, 16)
+    modes = {"noll": noll, "fitted": noll >= 4, "measured": np.linspace(3, 0.3, 14), "noise_corrected": np.linspace(2.9, 0.2, 14),
+             "corrected": np.linspace(2.8, -0.1, 14), "model": np.linspace(2.8, 0.2, 14)}
+    figure = modal_variances_figure([("a", modes), ("b", modes)])
+    assert isinstance(figure, Figure) and len(figure.axes) == 2 and figure.axes[0].get_yscale() == "log"

@@ -172,3 +172,96 @@ def test_single_frame_files_form_one_video_in_the_order_given(cli, tmp_path, noi
     expected = infer_video(lambda a, b: cube[a:b], 5, cube.shape[1:], model, tile=32)
     np.testing.assert_allclose(fits.getdata(tmp_path / "from_frames.fits"), expected.image, rtol=1e-5, atol=1e-4)
     assert fits.getheader(tmp_path / "from_frames.fits")["NWINDOW"] == 2
+
+
+def speckle_frames(n_frames, seed, size=64, d_over_r0=12.0, flux=3e5, companion=0.5, separation=(5, 7)):
+    """Short exposures [e-] of a double star through Kolmogorov screens (D/r0 = 12, a 30 % obstructed
+    pupil), sampled at lambda/2D per pixel (0.065" at 650 nm on 1 m): a speckle camera, not C2PU."""
+    from dancekit.optics.phase_screens import fft_phase_screen
+    from dancekit.optics.pupil import annular_pupil
+
+    generator = torch.Generator().manual_seed(seed)
+    n = 2 * size  # the pupil spans `size` of the `2 size` grid samples
+    pupil = annular_pupil(n, 1.0 / size, 1.0, 0.3)
+    centre = slice(n // 2 - size // 2, n // 2 + size // 2)
+    frames = []
+    for _ in range(n_frames):
+        phase = fft_phase_screen((n, n), 1.0 / size, 1.0 / d_over_r0, generator=generator)
+        psf = torch.fft.fftshift(torch.fft.fft2(pupil * torch.exp(1j * phase)).abs() ** 2).numpy()[centre, centre]
+        psf = psf / psf.sum()
+        frames.append(flux * (psf + companion * np.roll(psf, separation, axis=(0, 1))))
+    return np.array(frames)
+
+
+SPECKLE_BIAS, SPECKLE_SKY_E, SPECKLE_GAIN = 300.0, 2.0, 0.5  # ADU, e-/px/frame, e-/ADU
+
+
+def write_camera_video(path, electrons, seed, **keys):
+    """Raw uint16 frames (BZERO 32768) with a bias, sky, Poisson and read noise, as the issue's
+    camera wrote them: EXPTIME 15 ms, and no pixel scale, GAIN, BUNIT or INSTRUME."""
+    rng = np.random.default_rng(seed)
+    adu = SPECKLE_BIAS + rng.poisson(electrons + SPECKLE_SKY_E) / SPECKLE_GAIN + rng.normal(0, 4.0, electrons.shape)
+    header = fits.Header()
+    header["EXPTIME"] = (0.015, "[s]")
+    for key, value in keys.items():
+        header[key] = value
+    fits.PrimaryHDU(np.clip(np.round(adu), 0, 65535).astype(np.uint16), header=header).writeto(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def speckle_electrons():
+    """12 distinct frames repeated to reach the bundled model's 32, as the issue's user did."""
+    return speckle_frames(12, seed=1)[np.arange(32) % 12]
+
+
+def test_a_speckle_video_without_or_with_another_pixel_scale_is_refused(cli, tmp_path, speckle_electrons):
+    video = write_camera_video(tmp_path / "speckle.fits", speckle_electrons, 2)
+    assert fits.getheader(video)["BZERO"] == 32768
+    out = tmp_path / "out.fits"
+    result = cli("infer-tiles", video, "-o", out)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert re.search(r'speckle.fits: outside the domain of the model c2pu_default.pt: the video\'s header gives no '
+                     r'pixel scale .* trained at 0.235"/px; pass --ignore-instrument', stderr), stderr
+    scaled = write_camera_video(tmp_path / "scaled.fits", speckle_electrons, 2, PIXSCALE=0.065)
+    result = cli("infer-tiles", scaled, "-o", out)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert 'pixel scale 0.065"/px differs by more than 10% from the 0.235"/px the model was trained at' in stderr
+    assert not out.exists()
+
+
+def test_ignore_instrument_runs_a_speckle_video_and_flags_the_lost_flux(cli, tmp_path, speckle_electrons):
+    video = write_camera_video(tmp_path / "speckle.fits", speckle_electrons, 2)
+    out = tmp_path / "out.fits"
+    result = cli("infer-tiles", video, "--ignore-instrument", "--json", "-o", out)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    header = fits.getheader(out)
+    assert header["DOMAIN"] == "forced"
+    assert set(header["DOMFLAGS"].split(",")) >= {"pixel_scale", "instrument", "exposure", "noise", "gain"}
+    # the flux the output holds above the true sky (bias + sky; the counts were taken as electrons)
+    stack = fits.getdata(video).astype(np.float64).mean(axis=0)
+    sky_free = fits.getdata(out).astype(np.float64) - header["BKGLEVEL"]  # one tile: one level
+    held = sky_free.sum() / (stack - SPECKLE_BIAS - SPECKLE_SKY_E / SPECKLE_GAIN).sum()
+    assert header["FLUXRAT"] == pytest.approx(held, rel=0.2) and header["FLUXRAT"] < 0.1
+    assert json.loads(result.stdout)["results"][0]["flux_ratio"] == pytest.approx(header["FLUXRAT"], rel=1e-5)
+    assert f"FLUXRAT = {header['FLUXRAT']:.3g}: the output holds" in stderr
+    assert "(--ignore-instrument): the video's header gives no pixel scale" in stderr
+    assert "frames of 0.015 s but the model was trained on 0.19 s frames" in stderr
+    assert any("FLUXRAT =" in h for h in header["HISTORY"])
+
+
+def test_a_c2pu_video_lies_inside_the_bundled_models_domain_and_keeps_its_flux(cli, tmp_path):
+    """The training recipe of the bundled model (scripts/make_unet_training_set.sh), 32 frames."""
+    video, image = tmp_path / "v.fits", tmp_path / "i.fits"
+    assert cli("simulate-video", "--frames", "32", "--size", "64", "--stars", "150", "--propagation", "geometric",
+               "--set", "atmosphere.substeps=2", "--seed", "8", "-o", video).returncode == 0
+    result = cli("infer-tiles", video, "-o", image)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "warning" not in result.stderr.decode(), result.stderr.decode()
+    header = fits.getheader(image)
+    assert header["DOMAIN"] == "inside" and header["DOMFLAGS"] == ""
+    assert 0.8 <= header["FLUXRAT"] <= 1.25
+    assert header["FLUXSKY"] == pytest.approx(fits.getheader(video)["SKYLEVEL"], abs=0.3)

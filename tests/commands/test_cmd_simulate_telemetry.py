@@ -27,7 +27,13 @@ def test_closed_loop_aot_file_reads_like_naomi_telemetry(cli, tmp_path):
     assert system.main_telescope.elevation == pytest.approx(30.0)  # airmass 2
     assert system.main_telescope.enclosing_diameter == pytest.approx(1.8)
     truth = [p for p in system.atmosphere_params if p.uid == "dancekit simulation truth"][0]
-    assert truth.r0[0] == pytest.approx(0.1)
+    assert truth.r0[0] == pytest.approx(0.1 * 2 ** 0.6)  # AOT: r0 at zenith; 0.1 m along the line of sight
+    # the simulated DIMM: zenith seeing of the true r0 (0.9759 lambda / r0), the layers' L0 and weights
+    dimm = [p for p in system.atmosphere_params if p.uid == "DIMM (simulated)"][0]
+    assert dimm.seeing[0] == pytest.approx(0.9759 * 500e-9 / (0.1 * 2 ** 0.6) * 206264.806, rel=1e-6)
+    assert np.allclose(dimm.layers_l0.data, 30.0) and dimm.layers_relative_weight.data.sum() == pytest.approx(1.0)
+    # like NAOMI's REF_IM: the sensor's response to the 14 controlled modes, (S, 2, modes)
+    assert loop.modes_to_measurements.data.shape == (12, 2, 14)
     header = fits.getheader(out)
     assert (header["SIMR0"], header["SIML0"], header["DKSEED"]) == (0.1, 30.0, 4)
     assert header["SIMSNR"] == 10.0 and header["SIMGAIN"] == 0.4 and "simulate-telemetry" in str(header["HISTORY"])
@@ -94,6 +100,8 @@ def test_refusals_leave_no_file(cli, tmp_path):
     assert result.returncode == 2 and "gain must be in (0, 2)" in result.stderr.decode()
     result = cli("simulate-telemetry", "--model", "fourier", "-o", out)
     assert result.returncode == 2 and "fourier" in result.stderr.decode()
+    result = cli("simulate-telemetry", "--monitor-seeing", "0", "-o", out)
+    assert result.returncode == 2 and result.stderr.decode().startswith("error: --monitor-seeing: must be a positive number")
     result = cli("simulate-telemetry", "--set", "simulation.samples_per_subaperture=2", "-o", out)
     assert result.returncode == 2 and "samples_per_subaperture must be >= 4" in result.stderr.decode()
     assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -20,6 +20,7 @@ from dancekit.sky.noise import add_noise, mag_to_rate
 from dancekit.sky.star_fields import homogeneous_field
 from dancekit.unet.checkpoint import model_from_checkpoint
 from dancekit.unet.config import UNetConfig
+from dancekit.unet.domain import measure_levels
 from dancekit.unet.model import build_unet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,6 +73,15 @@ def test_trains_writes_a_safe_checkpoint_and_resumes_exactly(cli, videos, tmp_pa
     assert ckpt["inverse"] == ckpt["normalisation"]["inverse"] == "algebraic" and ckpt["instrument"] == "C2PU-Omicron"
     assert ckpt["training"]["steps"] == 4 and ckpt["training"]["train_videos"] == 4
     assert len(ckpt["training"]["data"]["val"]) == 1 and len(ckpt["config_hash"]) == 16
+    domain = ckpt["domain"]  # measured on all 5 videos: 20 e- of sky, 1 e- of read noise, 0.19 s, no pixel scale
+    assert domain["instruments"] == ["C2PU-Omicron"] and domain["exposure_s"] == [0.19, 0.19] and domain["videos"] == 5
+    assert domain["pixel_scale_arcsec"] is None and domain["measured_by"] == "train-unet on 5 videos"
+    measured = [measure_levels(fits.getdata(v)[:4]) for v in sorted(videos.iterdir())]  # the first context of frames
+    for name in ("sky", "noise", "flux", "peak"):
+        expected = np.percentile([getattr(m, name) for m in measured], [0, 5, 50, 95, 100])
+        np.testing.assert_allclose(domain["levels_electrons"][name], expected, rtol=1e-6)
+    # at least the true sky and its noise (the median/MAD level also counts some star wings)
+    assert domain["levels_electrons"]["sky"][0] >= 20.0 - 0.3 and domain["levels_electrons"]["noise"][0] >= np.sqrt(21.0) * 0.97
     model = model_from_checkpoint(ckpt)  # the inference path's loader accepts it
     assert model.config == UNetConfig().with_changes(in_channels=4)
 

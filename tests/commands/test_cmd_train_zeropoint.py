@@ -52,6 +52,7 @@ def test_training_writes_a_model_that_loads_with_weights_only(trained):
     assert checkpoint["format"] == "dancekit-zeropoint" and checkpoint["target"] == "zp_true - zp_classical"
     assert checkpoint["training"]["val_rmse_classical_mag"] == pytest.approx(summary["val_rmse_classical_mag"])
     assert len(checkpoint["normalisation"]["telemetry_mean"]) == 4
+    assert checkpoint["domain"]["airmass"] == [1.0, 2.0] and checkpoint["domain"]["pixel_scale"] == [1.0, 1.0]
 
 
 def test_existing_output_exits_2_and_is_kept(trained, cli):
@@ -73,6 +74,7 @@ def test_zeropoint_with_the_model_keeps_photzp_classical(trained, tmp_path, cli)
         assert b[0].header["PHOTZP"] == a[0].header["PHOTZP"]  # classical unchanged
         assert b[0].header["PHOTZPML"] == pytest.approx(b[0].header["PHOTZP"] + b[0].header["ZPMLCOR"], abs=1e-9)
         assert abs(b[0].header["ZPMLCOR"]) < 0.5 and b[0].header["ZPMODEL"] == "zp.pt"
+        assert b[0].header["ZPMLDOM"] == "inside"
         assert "PHOTZPML" not in a[0].header
         correction = b[0].header["ZPMLCOR"]
     assert json.loads(run.stdout)["results"][0]["ml_correction"] == pytest.approx(correction)
@@ -91,3 +93,23 @@ def test_corrupt_model_and_missing_telemetry_exit_2(trained, tmp_path, cli):
     run = cli("zeropoint", image, "--catalog", catalogue, "--band", "r", "--model", path, "-o", out)
     assert run.returncode == 2 and b"needs the temperature" in run.stderr
     assert not out.exists()
+
+
+def test_model_refuses_exposures_outside_its_training_domain_unless_told(trained, tmp_path, cli):
+    path, _ = trained
+    image, catalogue, _ = _exposure_file(tmp_path)
+    with fits.open(image, mode="update") as hdus:  # a high airmass from another instrument
+        hdus[0].header["AIRMASS"] = 2.8
+        hdus[0].header["INSTRUME"] = "DECam"
+    out = tmp_path / "out.fits"
+    run = cli("zeropoint", image, "--catalog", catalogue, "--band", "r", "--model", path, "-o", out)
+    assert run.returncode == 2 and not out.exists()
+    lines = run.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "outside the learned model's training domain: airmass 2.8 (trained 1-2); instrument 'DECam'" in lines[0]
+    assert "--ignore-domain" in lines[0]
+    run = cli("zeropoint", image, "--catalog", catalogue, "--band", "r", "--model", path, "--ignore-domain", "-o", out)
+    assert run.returncode == 0, run.stderr.decode()
+    assert run.stderr.decode().count("outside the learned model's training domain") == 2  # one warning each
+    header = fits.getheader(out)
+    assert header["ZPMLDOM"] == "outside: airmass, instrument" and "PHOTZPML" in header

@@ -1,9 +1,10 @@
 """Configs: the shipped ones validate; bad YAML, unknown keys and wrong types name the key."""
 
+import numpy as np
 import pytest
 
 from dancekit.errors import ConfigError
-from dancekit.io.config import config_hash, load_config
+from dancekit.io.config import config_hash, load_config, read_yaml, shipped_configs
 from dancekit.io.config_schema import AOConfig, DarkConfig, VideoConfig
 
 
@@ -108,3 +109,122 @@ def test_config_show_prints_the_resolved_yaml(cli):
     assert as_json["config"]["loop"]["frame_rate"] == 500 and len(as_json["hash"]) == 16
     listing = cli("config", "list").stdout.decode().split("\n")
     assert [line.split("\t")[:2] for line in listing if line] == [["c2pu", "video"], ["lamost", "dark"], ["naomi", "ao"]]
+
+
+# ------------------------------------------------------------------ reading: encoding, duplicates, base
+def test_a_binary_config_exits_2_naming_the_file(cli, tmp_path):
+    """The issue's case: a 4 KiB non-UTF-8 file given as --config was an 'internal error' (exit 1)."""
+    path = tmp_path / "camera.yaml"
+    path.write_bytes(bytes(np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8)) + b"\xff")
+    with pytest.raises(ConfigError, match=r"camera.yaml: is not UTF-8 text \(byte 0x[0-9a-f]{2} at offset \d+\)"):
+        load_config(str(path), DarkConfig)
+    for args in (("config", "check", path), ("simulate-dark", "-c", path, "-o", tmp_path / "out")):
+        r = cli(*args)
+        err = r.stderr.decode()
+        assert r.returncode == 2 and err.startswith(f"error: {path}: is not UTF-8 text") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicated_keys_are_refused_at_any_depth_with_both_lines(tmp_path):
+    text = c2pu_text()
+    # a key twice at the top of a section, and inside the second item of a list of layers
+    dup_section = write(tmp_path, text.replace("  wavelength: 6.5e-7", "  wavelength: 6.5e-7\n  wavelength: 5.0e-7"))
+    line = text[:text.index("  wavelength: 6.5e-7")].count("\n") + 1
+    with pytest.raises(ConfigError, match=rf"duplicated key 'optics.wavelength' at line {line + 1} \(first at line {line}\)"):
+        load_config(dup_section, VideoConfig)
+    layers = "kind: video\natmosphere:\n  layers:\n    - altitude: 0.0\n    - altitude: 10.0\n      L0: 25.0\n      L0: 20.0\n"
+    with pytest.raises(ConfigError, match=r"duplicated key 'atmosphere.layers\[1\].L0' at line 7 \(first at line 6\)"):
+        load_config(write(tmp_path, layers), VideoConfig)
+
+
+@pytest.mark.parametrize("name", shipped_configs())
+def test_shipped_configs_have_no_duplicated_key(name):
+    """configs/naomi.yaml once held its simulation block twice; the loader now refuses that."""
+    data, _ = read_yaml(name)  # refuses duplicates
+    assert data["kind"] in ("video", "ao", "dark")
+    from importlib import resources
+
+    text = resources.files("dancekit.configs").joinpath(f"{name}.yaml").read_text()
+    assert len(text.encode()) == len(text.encode("utf-8"))
+
+
+KAST = """base: lamost
+detector:
+  layout: sections
+  amplifiers:
+    - {data: "[1:1024,1:350]", overscan: "[2049:2080,1:350]"}
+    - {data: "[1025:2048,1:350]", overscan: "[2081:2112,1:350]"}
+"""
+
+
+def test_base_config_gives_what_the_child_does_not_say(tmp_path):
+    cfg = load_config(write(tmp_path, KAST), DarkConfig)
+    lamost = load_config("lamost", DarkConfig)
+    assert cfg.kind == "dark" and cfg.operation == lamost.operation and cfg.detector.saturation == 65535.0
+    assert cfg.detector.layout == "sections" and [a.overscan for a in cfg.detector.amplifiers] == ["[2049:2080,1:350]", "[2081:2112,1:350]"]
+    # changing the layout drops the base's quadrant geometry instead of mixing two cameras
+    assert (cfg.detector.rows, cfg.detector.columns, cfg.detector.channel_columns) == (0, 0, None)
+    # a child of the child, by relative path; a changed value; --set on top
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "warm.yaml"
+    child.write_text("base: ../cfg.yaml\noperation:\n  temperature: -5.0\n")
+    warm = load_config(str(child), DarkConfig, ["detector.name=Kast-blue"])
+    assert warm.operation.temperature == -5.0 and warm.operation.gain == 2.3 and warm.detector.name == "Kast-blue"
+    assert len(warm.detector.amplifiers) == 2
+    # the same layout keeps the base's geometry: only the changed key differs
+    same = load_config(write(tmp_path, "base: lamost\ndetector:\n  rows: 2094\n"), DarkConfig)
+    assert same.detector == lamost.detector
+
+
+def test_bad_bases_are_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"cfg.yaml: its base 'nosuch': nosuch: no such config"):
+        load_config(write(tmp_path, "base: nosuch\n"), DarkConfig)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="'base' chain loops"):
+        load_config(str(tmp_path / "a.yaml"), DarkConfig)
+    with pytest.raises(ConfigError, match="'base' must name a shipped config"):
+        load_config(write(tmp_path, "base: [lamost]\n"), DarkConfig)
+
+
+def test_a_minimal_config_reports_every_problem_at_once(cli, tmp_path):
+    text = """kind: dark
+detector:
+  layout: sections
+  amplifiers:
+    - {data: "[1:1024,1:350]", overscan: "[1000:1080,1:350]"}
+    - {data: "[1025:2048,1:350", overscan: "[2081:2112,1:350]"}
+    - {data: "[1:10,1:10]", overscan: "[11:12,1:10]", gain: 2}
+operation: {temperature: cold, exptime: 1.0, gain: 1.0, read_noise: 3.0, bias: 0.0}
+"""
+    path = write(tmp_path, text)
+    r = cli("config", "check", path)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and err.count("\n") == 1 and "8 problems:" in err, err
+    for expected in ("missing key 'instrument'", "missing key 'detector.name'", "missing key 'detector.saturation'",
+                     "detector.amplifiers[0].data [1:1024,1:350] and detector.amplifiers[0].overscan [1000:1080,1:350] overlap",
+                     "missing key 'dark_current'",
+                     "detector.amplifiers[1].data: FITS section must look like", "unknown key 'detector.amplifiers[2].gain'",
+                     "'operation.temperature' must be a number, got a string 'cold'"):
+        assert expected in err, expected
+    # range checks of complete sections come together too
+    bad_ranges = c2pu_text().replace("aperture: 1.04", "aperture: -1").replace("obstruction: 0.30", "obstruction: 1.5")
+    with pytest.raises(ConfigError, match=r"2 problems: telescope.aperture must be > 0 m, got -1.0; telescope.obstruction must be in"):
+        load_config(write(tmp_path, bad_ranges), VideoConfig)
+
+
+def test_config_check_says_valid(cli, tmp_path):
+    r = cli("config", "check", "lamost", write(tmp_path, KAST))
+    out = r.stdout.decode().splitlines()
+    assert r.returncode == 0 and len(out) == 2, r.stderr.decode()
+    assert out[0].startswith("lamost: valid dark config, instrument LAMOST-guide, hash ")
+    assert out[1].startswith(f"{tmp_path / 'cfg.yaml'}: valid dark config")
+
+
+def test_set_reaches_defaults_and_names_unknown_keys():
+    cfg = load_config("lamost", DarkConfig, ["model.crop=64", "detector.layout=fits-sections"])
+    assert cfg.model.crop == 64 and cfg.detector.layout == "fits-sections" and cfg.detector.channel_columns is None
+    with pytest.raises(ConfigError, match=r"--set: unknown key 'detector.colour' \(no section 'detector' with it; allowed here: name"):
+        load_config("lamost", DarkConfig, ["detector.colour=red"])
+    with pytest.raises(ConfigError, match=r"'detector.name' is a value, not a section"):
+        load_config("lamost", DarkConfig, ["detector.name.first=x"])

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from dancekit.errors import ParameterError
 from dancekit.unet.config import UNetConfig
-from dancekit.unet.losses import deep_supervision_mse, deep_supervision_weights, downsample_target
+from dancekit.unet.losses import deep_supervision_mse, deep_supervision_weights, downsample_target, flux_consistency
 from dancekit.unet.model import build_unet
 from dancekit.unet.transforms import anscombe
 
@@ -77,3 +77,33 @@ def test_tiny_network_overfits_one_sample():
         if loss.item() < 0.1 * losses[0]:
             break
     assert min(losses) < 0.1 * losses[0], f"loss {losses[0]:.3g} -> {min(losses):.3g} in {len(losses)} steps"
+
+
+def test_flux_term_is_zero_for_the_truth_and_counts_a_deficit_in_photon_noise_units():
+    truth = torch.zeros(1, 8, 8, dtype=torch.float64)
+    truth[0, 1:3, 1:3] = 250.0                                   # a 1000 e- star inside one 4x4 block
+    background = torch.tensor([0.3], dtype=torch.float64)        # below the 1 e- floor
+    exact = anscombe(truth)[:, None]
+    assert float(flux_consistency(exact, truth, background, scales=(4,))) == pytest.approx(0.0, abs=1e-9)
+    dimmed = anscombe(truth * 0.9)[:, None]                      # the star loses 10 %: -100 e-
+    z = 100.0 / (1000.0 + 16 * 1.0) ** 0.5                       # photon noise of the block, floor 1 e-/px
+    expected = (z - 0.5) / 4                                     # Huber (delta 1) in 1 of 4 blocks
+    assert float(flux_consistency(dimmed, truth, background, scales=(4,))) == pytest.approx(expected, rel=1e-6)
+
+
+def test_flux_term_sees_flux_moved_to_a_neighbour_that_the_total_misses():
+    truth = torch.zeros(1, 16, 16, dtype=torch.float64)
+    truth[0, 4, 4], truth[0, 4, 12] = 400.0, 400.0               # two stars in neighbouring 8x8 blocks
+    moved = truth.clone()
+    moved[0, 4, 4], moved[0, 4, 12] = 300.0, 500.0               # 100 e- given to the neighbour
+    output = anscombe(moved)[:, None]
+    assert float(moved.sum()) == float(truth.sum())
+    background = torch.tensor([5.0], dtype=torch.float64)
+    assert float(flux_consistency(output, truth, background, scales=(16,))) == pytest.approx(0.0, abs=1e-9)
+    assert float(flux_consistency(output, truth, background, scales=(8,))) > 0.5
+
+
+def test_flux_term_refuses_tiles_the_blocks_do_not_divide():
+    truth = torch.ones(1, 12, 12)
+    with pytest.raises(ParameterError, match="flux block side 8 must divide the tile"):
+        flux_consistency(anscombe(truth)[:, None], truth, torch.ones(1), scales=(8,))

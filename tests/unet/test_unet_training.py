@@ -82,15 +82,16 @@ def test_one_sample_is_overfitted_and_its_flux_recovered(sources):
     assert float((image - truth).abs().max()) < 0.1 * float(truth.max())
 
 
-def test_resume_after_any_step_equals_an_uninterrupted_run(sources, tmp_path):
-    whole = make_trainer(sources, epochs=3)
+@pytest.mark.parametrize("extra", [{}, {"schedule": "cosine", "flux_weight": 0.5}], ids=["paper", "cosine+flux"])
+def test_resume_after_any_step_equals_an_uninterrupted_run(sources, tmp_path, extra):
+    whole = make_trainer(sources, epochs=3, **extra)
     assert whole.run()
-    first = make_trainer(sources, epochs=3)
+    first = make_trainer(sources, epochs=3, **extra)
     assert not first.run(should_stop=lambda: first.step == 5)  # mid-epoch (3 steps per epoch)
     path = tmp_path / "state.pt"
     write_checkpoint({"resume": first.state_dict(), "state_dict": first.best_state}, path)
     saved = torch.load(path, weights_only=True)
-    second = make_trainer(sources, epochs=3)
+    second = make_trainer(sources, epochs=3, **extra)
     second.load_state_dict(saved["resume"], saved["state_dict"])
     assert second.run()
     assert second.step_losses == whole.step_losses  # bit for bit
@@ -100,12 +101,38 @@ def test_resume_after_any_step_equals_an_uninterrupted_run(sources, tmp_path):
     assert second.best["epoch"] == whole.best["epoch"]
 
 
+def test_cosine_schedule_falls_from_the_initial_rate_to_one_percent(sources):
+    trainer = make_trainer(sources, steps=7, schedule="cosine", learning_rate=1e-3)
+    rates = []
+    trainer.run(on_step=lambda step, loss: rates.append(trainer.optimizer.param_groups[0]["lr"]))
+    assert rates[0] == pytest.approx(1e-3)
+    assert rates[3] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))  # half way: the cosine's midpoint
+    assert rates[-1] == pytest.approx(1e-5)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_flux_term_enters_the_training_loss_and_validation(sources):
+    plain = make_trainer(sources, steps=1)
+    with_flux = make_trainer(sources, steps=1, flux_weight=2.0)
+    plain.run(), with_flux.run()
+    # same initial weights and batch: the first loss differs by exactly the weighted flux term
+    assert with_flux.step_losses[0] > plain.step_losses[0]
+    record = with_flux.validate()
+    assert record["val_flux"] > 0 and math.isfinite(record["val_mse"])
+
+
 def test_resume_refuses_a_different_run(sources):
     first = make_trainer(sources, epochs=1)
     first.run()
     other = make_trainer(sources, epochs=2, tile=16)
     with pytest.raises(ParameterError, match="trained with tile = 32, this run has 16"):
         other.load_state_dict(first.state_dict(), first.best_state)
+    with pytest.raises(ParameterError, match="trained with flux_weight = 0.0, this run has 0.5"):
+        make_trainer(sources, epochs=2, flux_weight=0.5).load_state_dict(first.state_dict(), first.best_state)
+    old = first.state_dict()
+    for key in ("schedule", "flux_weight"):  # a checkpoint written before these settings existed
+        del old["settings"][key]
+    make_trainer(sources, epochs=2).load_state_dict(old, first.best_state)
 
 
 def test_checkpoint_keeps_shared_weights_once_and_loads_safely(sources, tmp_path):
