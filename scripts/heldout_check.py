@@ -18,7 +18,7 @@ videos and stacks are reused. Then, all measured by the real commands:
 
 Criteria (issue 13, "Done when"): mean D50 average/inferred >= 2.5; Strehl inferred/average >= 4;
 more stars recovered at equal precision than the average stack (recall of each from its sweep at
-the higher of the two default-threshold precisions); σΔmag inferred <= average (stars matched in
+precision >= P, P the lower of the two best-F1 precisions, as figures/table1.md); σΔmag inferred <= average (stars matched in
 both); catalogue σΔmag <= 0.8 x the aperture one; catalogue recall >= the inferred image's.
 
 Usage (nice it: it simulates and infers on a shared machine):
@@ -107,16 +107,20 @@ def image_metrics(paths: dict[str, Path]) -> tuple[dict, float]:
     index = {k: np.asarray(stars["truth_index"])[images == str(paths[k])] for k in IMAGES}
     residual = {k: dict(zip(index[k], np.asarray(stars["mag_residual"])[images == str(paths[k])])) for k in IMAGES}
     common = set.intersection(*(set(index[k].tolist()) for k in IMAGES))
-    pair = set(index["average"].tolist()) & set(index["inferred"].tolist())
+    pair = sorted(set(index["average"].tolist()) & set(index["inferred"].tolist()))
     metrics = {}
     for key, result in zip(IMAGES, report["results"]):
-        d50 = np.asarray(stars["d50"])[images == str(paths[key])]
+        mine = images == str(paths[key])
+        d50 = np.asarray(stars["d50"])[mine]
+        in_pair = np.isin(index[key], pair)
         metrics[key] = {
             "precision": result["precision"], "recall": result["recall"], "n_detected": result["n_detected"],
             "mean_d50": result["mean_d50"], "median_d50": float(np.nanmedian(d50)), "strehl": result["mean_strehl"],
+            "pair_mean_d50": float(np.nanmean(d50[in_pair])),
+            "pair_strehl": float(np.nanmean(np.asarray(stars["strehl"])[mine][in_pair])),
             "sigma_mag": spread(np.array([residual[key][j] for j in sorted(common)], float)),
-            "sigma_mag_pair": spread(np.array([residual[key][j] for j in sorted(pair)], float)),
-            "sweep": {k: list(v) for k, v in result["sweep"].items()},
+            "sigma_mag_pair": spread(np.array([residual[key][j] for j in pair], float)),
+            "best": result["best"], "sweep": {k: list(v) for k, v in result["sweep"].items()},
         }
     return metrics, report["truth_level"]
 
@@ -153,19 +157,23 @@ def criteria(images: dict, catalogue: dict) -> list[tuple[str, str, bool]]:
     average, inferred = images["average"], images["inferred"]
     d50_ratio = average["mean_d50"] / inferred["mean_d50"]
     strehl_ratio = inferred["strehl"] / average["strehl"]
-    target = max(average["precision"], inferred["precision"])
+    target = min(average["best"]["precision"], inferred["best"]["precision"])  # as figures/table1.md
     recall = {k: recall_at_precision({q: np.asarray(v, float) for q, v in images[k]["sweep"].items()}, target)
               for k in ("average", "inferred")}
     recall = {k: 0.0 if not np.isfinite(v) else v for k, v in recall.items()}  # never that precise: nothing recovered
     sigma_avg, sigma_inf = average["sigma_mag_pair"], inferred["sigma_mag_pair"]
     sigma_cat, sigma_ap = catalogue["sigma_mag"], catalogue["sigma_mag_aperture"]
     return [
-        ("mean D50 average / inferred >= 2.5", f"{average['mean_d50']:.2f} / {inferred['mean_d50']:.2f} = {d50_ratio:.2f}",
+        ("mean D50 average / inferred >= 2.5",
+         f"{average['mean_d50']:.2f} / {inferred['mean_d50']:.2f} = {d50_ratio:.2f} "
+         f"(stars matched in both: {average['pair_mean_d50'] / inferred['pair_mean_d50']:.2f})",
          d50_ratio >= GOALS["d50_ratio"]),
-        ("Strehl inferred / average >= 4", f"{inferred['strehl']:.3f} / {average['strehl']:.3f} = {strehl_ratio:.2f}",
+        ("Strehl inferred / average >= 4",
+         f"{inferred['strehl']:.3f} / {average['strehl']:.3f} = {strehl_ratio:.2f} "
+         f"(stars matched in both: {inferred['pair_strehl'] / average['pair_strehl']:.2f})",
          strehl_ratio >= GOALS["strehl_ratio"]),
         ("recall at equal precision: inferred > average",
-         f"at precision >= {target:.3f}: {recall['inferred']:.3f} vs {recall['average']:.3f}",
+         f"recall at precision >= {target:.3f}: {recall['inferred']:.3f} vs {recall['average']:.3f}",
          recall["inferred"] > recall["average"]),
         ("σΔmag inferred <= average (10-px apertures, stars matched in both)",
          f"{sigma_inf['std']:.3f} vs {sigma_avg['std']:.3f} ({sigma_inf['n']} stars)", sigma_inf["std"] <= sigma_avg["std"]),

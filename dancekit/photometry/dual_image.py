@@ -33,7 +33,8 @@ import sep
 
 from dancekit.errors import InputError, ParameterError
 from dancekit.metrics.detection import background_subtracted, detect_stars
-from dancekit.photometry.epsf import MIN_PSF_STARS, EffectivePSF, build_epsf, choose_psf_stars, image_fwhm, psf_box, psf_fwhm
+from dancekit.photometry.epsf import (MIN_PSF_STARS, EffectivePSF, build_epsf, choose_psf_stars, image_fwhm, psf_box,
+                                     psf_fwhm, with_moffat_wings)
 from dancekit.photometry.extraction import FLAG_BAD_FLUX, FLAG_BLENDED, FLAG_EDGE, FLAG_SATURATED
 from dancekit.photometry.psf_photometry import forced_fluxes, psf_stamps
 
@@ -52,6 +53,8 @@ BACKGROUND_BOX = 64  # pixels, sep background mesh (as dancekit evaluate)
 PSF_STAR_CONTAMINATION = (0.05, 0.25, 1.0, np.inf)  # brightest neighbour in a PSF star's cutout / its flux
 FIRST_BOX_PER_FWHM = 4.0  # the first ePSF: small cutouts, cleaner in a crowded field
 PSF_PASSES = 3  # ePSF builds: the first from the image, the others from the residual of a fit of all stars
+PSF_STAR_SNR = 100.0  # flux / error of a PSF star: EPSFBuilder averages the stars unweighted, so a faint one
+# adds its noise to the wings (where its signal is ~0.1 % of its peak) as much as a bright one
 MAX_REFINE_SHIFT = 1.0  # pixels: a windowed centroid that moves further is pulled by a neighbour
 
 
@@ -192,20 +195,27 @@ def _built_psf(data, variance, bad, x, y, brightness, noise):
                                  min_separation=fwhm)
         if stars.size >= 2 * MIN_PSF_STARS:
             break
-    effective = build_epsf(data, x[stars], y[stars], box)
+    effective = with_moffat_wings(build_epsf(data, x[stars], y[stars], box))
     fit = forced_fluxes(data, variance, effective.psf, x, y, mask=bad, core_radius=effective.fwhm)
     box = psf_box(effective.fwhm)
     half = box // 2
     for _ in range(PSF_PASSES - 1):
-        stars = choose_psf_stars(x, y, fit.flux, data.shape, box, contamination=1.0,
-                                 allowed=clean & fit.fitted & (fit.flux > 0), min_separation=effective.fwhm)
+        usable = clean & fit.fitted & (fit.flux > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bright = usable & (fit.flux >= PSF_STAR_SNR * fit.flux_err)
+        stars = choose_psf_stars(x, y, fit.flux, data.shape, box, contamination=1.0, allowed=bright,
+                                 min_separation=effective.fwhm)
+        if stars.size < MIN_PSF_STARS:  # too few bright stars: the fainter ones too
+            stars = choose_psf_stars(x, y, fit.flux, data.shape, box, contamination=1.0, allowed=usable,
+                                     min_separation=effective.fwhm)
         if stars.size < MIN_PSF_STARS:
             break
         own = [fit.flux[k] * psf_stamps(effective.psf, [x[k] - np.rint(x[k]) + half], [y[k] - np.rint(y[k]) + half],
                                         (box, box)).toarray().reshape(box, box) for k in stars]
         initial = effective.psf if effective.psf.data.shape == (box, box) else None
-        effective = build_epsf(data - fit.background - fit.model, x[stars], y[stars], box, own=np.array(own),
-                               initial=initial, max_iterations=10 if initial is None else 4)
+        effective = with_moffat_wings(build_epsf(data - fit.background - fit.model, x[stars], y[stars], box,
+                                                 own=np.array(own), initial=initial,
+                                                 max_iterations=10 if initial is None else 4))
         fit = forced_fluxes(data, variance, effective.psf, x, y, mask=bad, core_radius=effective.fwhm)
     return effective, fit
 
