@@ -18,12 +18,14 @@ videos and stacks are reused. Then, all measured by the real commands:
 
 Criteria (issue 13, "Done when"): mean D50 average/inferred >= 2.5; Strehl inferred/average >= 4;
 more stars recovered at equal precision than the average stack (recall of each from its sweep at
-precision >= P, P the lower of the two best-F1 precisions, as figures/table1.md); σΔmag inferred <= average (stars matched in
-both); catalogue σΔmag <= 0.8 x the aperture one; catalogue recall >= the inferred image's.
+precision >= P, P the lower of the two best-F1 precisions, as figures/table1.md); σΔmag inferred
+<= average (stars matched in both); catalogue σΔmag <= 0.8 x the aperture one; catalogue recall
+>= the inferred image's. A field can also be an existing video, FILE.fits (its TRUTH and CATALOG
+extensions as simulate-video writes them).
 
-Usage (nice it: it simulates and infers on a shared machine):
+Usage (nice it: it simulates and infers on a shared machine; PYTHONPATH=the checkout):
     python scripts/heldout_check.py OUTDIR [--model PATH] [--fields king:93101 random:93111 random:93112]
-        [--frames 96] [--report OUTDIR/heldout.md]
+        [--frames 96] [--propagation geometric] [--report OUTDIR/heldout.md]
 Writes the table to --report and every number to the same name with .json.
 """
 
