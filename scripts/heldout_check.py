@@ -66,7 +66,7 @@ def model_tag(model: Path) -> str:
 
 
 def products(out: Path, spec: str, frames: int, model: Path, tag: str, propagation: str,
-             size: int = 256) -> dict[str, Path]:
+             size: int = 256, stride: int = 1) -> dict[str, Path]:
     """The video (simulated, or a FILE.fits given as the field) and its stacks, made once and shared
     by every model; the model's inferred image and catalogue."""
     given = Path(spec) if spec.endswith(".fits") else None
@@ -87,7 +87,8 @@ def products(out: Path, spec: str, frames: int, model: Path, tag: str, propagati
     if not paths["lucky"].exists():
         dancekit("average", str(paths["video"]), "--lucky", "0.1", "-o", str(paths["lucky"]), "-q")
     if not paths["inferred"].exists():
-        dancekit("infer-tiles", str(paths["video"]), "--model", str(model), "-o", str(paths["inferred"]), "-q")
+        dancekit("infer-tiles", str(paths["video"]), "--model", str(model), "--stride", str(stride), "-o",
+                 str(paths["inferred"]), "-q")
     return paths
 
 
@@ -220,17 +221,21 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="field size, pixels (smaller only to try the script)")
     parser.add_argument("--propagation", default="geometric", choices=("geometric", "fresnel"),
                         help="of the simulated videos (geometric, as the training set)")
+    parser.add_argument("--stride", type=int, default=1,
+                        help="infer-tiles --stride (default 1, its default; larger only when CPU is short)")
     parser.add_argument("--report", type=Path, help="Markdown table (default: OUTDIR/heldout.md)")
     args = parser.parse_args()
     args.outdir.mkdir(parents=True, exist_ok=True)
     report = args.report or args.outdir / "heldout.md"
-    tag = model_tag(args.model)
+    tag = model_tag(args.model) + (f"-s{args.stride}" if args.stride != 1 else "")
     lines = [f"## Held-out fields, model {args.model} ({tag})", "",
-             f"Made by `python scripts/heldout_check.py {args.outdir} --model {args.model}`; {args.frames} frames, "
+             f"Made by `python scripts/heldout_check.py {args.outdir} --model {args.model} --stride {args.stride}`; "
+             f"infer-tiles stride {args.stride}{' (its default)' if args.stride == 1 else ' (NOT the default 1)'}; "
+             f"{args.frames} frames, "
              f"{args.size}², seeing 1.3\", {args.propagation} propagation; issue 13's criteria.", ""]
     numbers, all_met = {"model": str(args.model), "tag": tag, "fields": {}}, True
     for spec in args.fields:
-        paths = products(args.outdir, spec, args.frames, args.model, tag, args.propagation, args.size)
+        paths = products(args.outdir, spec, args.frames, args.model, tag, args.propagation, args.size, args.stride)
         images, truth_level = image_metrics(paths)
         catalogue = catalogue_metrics(paths, truth_level)
         met = [m for _, _, m in criteria(images, catalogue)]
