@@ -122,7 +122,7 @@ def image_metrics(paths: dict[str, Path]) -> tuple[dict, float]:
             "pair_mean_d50": float(np.nanmean(d50[in_pair])),
             "pair_strehl": float(np.nanmean(np.asarray(stars["strehl"])[mine][in_pair])),
             "sigma_mag": spread(np.array([residual[key][j] for j in sorted(common)], float)),
-            "sigma_mag_pair": spread(np.array([residual[key][j] for j in pair], float)),
+            "sigma_mag_pair": spread(np.array([residual[key].get(j, np.nan) for j in pair], float)),
             "best": result["best"], "sweep": {k: list(v) for k, v in result["sweep"].items()},
         }
     return metrics, report["truth_level"]
