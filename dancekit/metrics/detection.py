@@ -13,13 +13,15 @@ from dancekit.errors import InputError, ParameterError
 
 @dataclass(frozen=True)
 class Detections:
-    """Sources found by sep: 0-based pixel centroids, their isophotal flux, and the segmentation
-    map (source k owns the pixels equal to k + 1; 0 = sky)."""
+    """Sources found by sep: 0-based pixel centroids, their isophotal flux, the segmentation
+    map (source k owns the pixels equal to k + 1; 0 = sky) and sep's object flags
+    (``sep.OBJ_MERGED``: deblended from a common parent)."""
 
     x: np.ndarray
     y: np.ndarray
     flux: np.ndarray
     segmentation: np.ndarray | None = None
+    flags: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -44,7 +46,7 @@ def detect_stars(image: np.ndarray, threshold: float, min_area: int = 5) -> Dete
     sep.set_extract_pixstack(max(300_000, data.size))
     sep.set_sub_object_limit(4096)
     objects, segmentation = sep.extract(data, threshold, minarea=min_area, segmentation_map=True)
-    return Detections(objects["x"], objects["y"], objects["flux"], segmentation.astype(np.int32))
+    return Detections(objects["x"], objects["y"], objects["flux"], segmentation.astype(np.int32), objects["flag"])
 
 
 def match_one_to_one(x: np.ndarray, y: np.ndarray, x_ref: np.ndarray, y_ref: np.ndarray,
