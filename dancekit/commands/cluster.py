@@ -151,7 +151,11 @@ def _connected(spec, context: TaskContext):
     try:
         if spec.workers:
             try:
-                with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES}):
+                # Dask's default MALLOC_TRIM_THRESHOLD_ for workers switches off glibc's adaptive mmap
+                # threshold: every large numpy/torch array is then mmapped and unmapped afresh, which
+                # more than doubled the CPU of simulate-video tasks (most of it system time)
+                with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES,
+                                      "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
                     cluster = LocalCluster(n_workers=spec.workers, threads_per_worker=1, processes=True,
                                            host="127.0.0.1", dashboard_address=None, silence_logs=logging.CRITICAL,
                                            preload=[__name__])  # dask_setup below
