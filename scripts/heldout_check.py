@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -45,20 +44,13 @@ from astropy.table import Table
 from dancekit.metrics.detection import background_subtracted, detect_stars, match_one_to_one
 from dancekit.metrics.evaluate import recall_at_precision
 from dancekit.metrics.star_quality import aperture_magnitude
+from figure_table1 import dancekit  # the same runner of the real commands (scripts/ is on sys.path)
 
 HELD_OUT = ["king:93101", "random:93111", "random:93112"]  # training used 10000-10206, 20000-20015
 BUNDLED = Path(__file__).resolve().parent.parent / "dancekit" / "weights" / "c2pu_default.pt"
 MAD = 1.4826
 IMAGES = ("average", "lucky", "inferred")
 GOALS = {"d50_ratio": 2.5, "strehl_ratio": 4.0, "catalogue_ratio": 0.8}
-
-
-def dancekit(*args: str) -> str:
-    command = [sys.executable, "-m", "dancekit", *args]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
-    return result.stdout
 
 
 def model_tag(model: Path) -> str:
