@@ -27,6 +27,21 @@ class Detections:
         return len(self.x)
 
 
+def within_mesh_range(level: np.ndarray, box: int) -> np.ndarray:
+    """A sep background (or rms) map clipped, in place, to the range of its values at the mesh centres.
+
+    sep interpolates its mesh with a bicubic spline, which overshoots beyond the outermost mesh
+    centres where the level changes fast across the image: on a King cluster of 2500 stars on 256²
+    (64-px meshes) the rms map fell from 0.3 to -0.02 towards a corner, so a fit weighting pixels
+    by it gave the corners 10⁴ times their weight and bent the whole background.
+    """
+    height, width = level.shape
+    rows = np.minimum(np.arange(box // 2, height + box // 2, box), height - 1)
+    cols = np.minimum(np.arange(box // 2, width + box // 2, box), width - 1)
+    at_centres = level[np.ix_(rows, cols)]
+    return np.clip(level, at_centres.min(), at_centres.max(), out=level)
+
+
 def background_subtracted(image: np.ndarray, box: int = 64) -> tuple[np.ndarray, float]:
     """The image minus its sep background mesh, and the global background rms."""
     data = np.ascontiguousarray(image, dtype=np.float64)
@@ -35,7 +50,7 @@ def background_subtracted(image: np.ndarray, box: int = 64) -> tuple[np.ndarray,
         raise InputError("image is NaN everywhere")
     mask = ~finite
     background = sep.Background(np.where(finite, data, 0.0), mask=mask, bw=box, bh=box)
-    return np.where(finite, data - background.back(), 0.0), float(background.globalrms)
+    return np.where(finite, data - within_mesh_range(background.back(), box), 0.0), float(background.globalrms)
 
 
 def detect_stars(image: np.ndarray, threshold: float, min_area: int = 5) -> Detections:

@@ -32,7 +32,7 @@ import numpy as np
 import sep
 
 from dancekit.errors import InputError, ParameterError
-from dancekit.metrics.detection import background_subtracted, detect_stars
+from dancekit.metrics.detection import background_subtracted, detect_stars, within_mesh_range
 from dancekit.photometry.epsf import (MIN_PSF_STARS, EffectivePSF, build_epsf, choose_psf_stars, image_fwhm, psf_box,
                                      psf_fwhm, with_moffat_wings)
 from dancekit.photometry.extraction import FLAG_BAD_FLUX, FLAG_BLENDED, FLAG_EDGE, FLAG_SATURATED
@@ -167,17 +167,21 @@ def refine_positions(data, x, y, brightness, noise: float) -> tuple[np.ndarray, 
 
 
 def _background(image):
-    """Background-subtracted image, per-pixel background rms map and global rms (sep mesh)."""
+    """The image minus its global sep background (a constant: the forced fit's background, fitted with
+    the stars, takes the variations; a mesh measured around the stars of a crowded field is biased by
+    their wings and over-subtracted the faint stars near the edges), the per-pixel background rms map
+    and the global rms."""
     finite = np.isfinite(image)
     if not finite.any():
         raise InputError("the measure image is NaN everywhere")
     filled = np.ascontiguousarray(np.where(finite, image, 0.0))
     background = sep.Background(filled, mask=~finite, bw=BACKGROUND_BOX, bh=BACKGROUND_BOX)
-    rms = background.rms()
+    rms = within_mesh_range(background.rms(), BACKGROUND_BOX)
     if not (rms > 0).any():
         raise InputError("the measure image has no noise (constant background): cannot weight a PSF fit")
     rms = np.where(rms > 0, rms, np.min(rms[rms > 0]))
-    return np.where(finite, filled - background.back(), np.nan), rms, float(background.globalrms)
+    sky = background.globalback
+    return np.where(finite, filled - sky, np.nan), rms, float(background.globalrms)
 
 
 def _built_psf(data, variance, bad, x, y, brightness, noise):

@@ -25,6 +25,7 @@ import sep
 from scipy.spatial import cKDTree
 
 from dancekit.errors import InputError, ParameterError
+from dancekit.metrics.detection import within_mesh_range
 from dancekit.photometry.aperture import AUTO_APERTURE_PER_FWHM, ApertureCorrection, seeing_fwhm, total_flux_correction
 
 FLAG_SATURATED = 1
@@ -233,12 +234,12 @@ def _extract_sources(data, bad, gain, read_noise, radius, saturation, photometry
                      min_area, box, filt, isolation_radius, noise_model, mean_sky,
                      correct_aperture=False) -> SourceList:
     bkg = sep.Background(data, mask=bad, bw=box, bh=box, fw=filt, fh=filt)
-    sky = bkg.back()
+    sky = within_mesh_range(bkg.back(), box)
     if noise_model == "ccd":  # per-pixel variance from the CCD equation, ADU²
         noise_map = np.maximum(sky, 0.0) / gain + np.float32((read_noise / gain) ** 2)
         global_sigma = np.sqrt(max(bkg.globalback, 0.0) / gain + (read_noise / gain) ** 2)
     else:
-        noise_map = bkg.rms() ** 2
+        noise_map = within_mesh_range(bkg.rms(), box) ** 2
         global_sigma = bkg.globalrms
     saturated = (data >= saturation) if np.isfinite(saturation) else None
     data -= sky
