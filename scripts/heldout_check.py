@@ -1,6 +1,6 @@
 """Issue 13's done-when criteria on held-out fields, as one Markdown table made from the numbers.
 
-For each field (a King cluster of 2500 stars on 256² at seeing 1.3", and random fields; 96
+For each field (King clusters of 2500 and 6000 stars on 256² at seeing 1.3", and random fields; 96
 frames; seeds never used for training or model selection) the video is simulated once and kept
 in OUTDIR with its average stack and lucky stack (`dancekit average`, `--lucky 0.1`); the model
 (bundled by default, or --model) makes the inferred image (`dancekit infer-tiles`, default
@@ -24,7 +24,7 @@ precision >= P, P the lower of the two best-F1 precisions, as figures/table1.md)
 extensions as simulate-video writes them).
 
 Usage (nice it: it simulates and infers on a shared machine; PYTHONPATH=the checkout):
-    python scripts/heldout_check.py OUTDIR [--model PATH] [--fields king:93101 random:93111 random:93112]
+    python scripts/heldout_check.py OUTDIR [--model PATH] [--fields king:93101 king:94001:6000 random:93111 random:93112]
         [--frames 96] [--propagation geometric] [--report OUTDIR/heldout.md]
 Writes the table to --report and every number to the same name with .json.
 """
@@ -46,7 +46,7 @@ from dancekit.metrics.evaluate import recall_at_precision
 from dancekit.metrics.star_quality import aperture_magnitude
 from figure_table1 import dancekit  # the same runner of the real commands (scripts/ is on sys.path)
 
-HELD_OUT = ["king:93101", "random:93111", "random:93112"]  # training used 10000-10206, 20000-20015
+HELD_OUT = ["king:93101", "king:94001:6000", "random:93111", "random:93112"]  # training used 10000-10206, 20000-20015
 BUNDLED = Path(__file__).resolve().parent.parent / "dancekit" / "weights" / "c2pu_default.pt"
 MAD = 1.4826
 IMAGES = ("average", "lucky", "inferred")
@@ -62,14 +62,16 @@ def products(out: Path, spec: str, frames: int, model: Path, tag: str, propagati
     """The video (simulated, or a FILE.fits given as the field) and its stacks, made once and shared
     by every model; the model's inferred image and catalogue."""
     given = Path(spec) if spec.endswith(".fits") else None
-    kind, seed = ("file", 0) if given else (spec.split(":")[0], int(spec.split(":")[1]))
-    name = given.stem if given else f"{kind}_{seed}"
+    parts = spec.split(":")
+    kind, seed = ("file", 0) if given else (parts[0], int(parts[1]))
+    stars = int(parts[2]) if len(parts) > 2 else 2500 * size**2 // 256**2
+    name = given.stem if given else f"{kind}_{seed}" + (f"_{stars}" if len(parts) > 2 else "")
     paths = {"video": given or out / f"{name}.fits", "average": out / f"{name}_average.fits",
              "lucky": out / f"{name}_lucky.fits", "inferred": out / tag / f"{name}_inferred.fits",
              "stars": out / tag / f"{name}_stars.fits", "metrics": out / tag / f"{name}_metrics.fits"}
     paths["inferred"].parent.mkdir(parents=True, exist_ok=True)
     if not paths["video"].exists():
-        field = ["--cluster", "king", "--stars", str(2500 * size**2 // 256**2)] if kind == "king" else []
+        field = ["--cluster", "king", "--stars", str(stars)] if kind == "king" else []
         partial = paths["video"].with_suffix(".partial.fits")
         dancekit("simulate-video", "--frames", str(frames), "--size", str(size), "--seeing", "1.3", *field,
                  "--propagation", propagation, "--seed", str(seed), "-o", str(partial), "--overwrite", "-q")
@@ -208,7 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--model", type=Path, default=BUNDLED, help="U-Net checkpoint (default: the bundled model)")
-    parser.add_argument("--fields", nargs="+", default=HELD_OUT, help="KIND:SEED (KIND king or random), or an existing video FILE.fits")
+    parser.add_argument("--fields", nargs="+", default=HELD_OUT, help="KIND:SEED[:STARS] (KIND king or random; STARS of a King cluster, default 2500 on 256²), or an existing video FILE.fits")
     parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--size", type=int, default=256, help="field size, pixels (smaller only to try the script)")
     parser.add_argument("--propagation", default="geometric", choices=("geometric", "fresnel"),
