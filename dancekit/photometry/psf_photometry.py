@@ -36,6 +36,7 @@ from dancekit.errors import InputError, ParameterError
 
 WEAK_COUPLING = 0.05  # flux correlation below which two stars need not share a dense block (variance off by < ρ²)
 MAX_GROUP = 2000  # stars in one dense block (Cholesky O(n³): ~1 s at 2000 on one core)
+MAX_BACKGROUND_NODES = 33  # along a side: the background's Schur complement is dense, (33²)² = 1.2e6 entries
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,9 @@ def forced_fluxes(image, variance, psf, x, y, *, mask=None, core_radius: float =
     background_spacing : pixels between the nodes of a bilinear background fitted together with
         the stars (a background mesh measured around stars is biased high by their wings in a
         crowded field); None fits no background. 32 px (several seeing discs) measured best on
-        held-out 256² fields: σΔmag 0.65-0.71 of 10-px apertures, against 0.66-0.71 at 64 px.
+        held-out 256² fields: σΔmag 0.65-0.71 of 10-px apertures, against 0.66-0.71 at 64 px. On
+        an image larger than 32 spacings the nodes spread out to ``MAX_BACKGROUND_NODES`` along its
+        longer side (its cost grows as the cube of the number of nodes).
 
     Returns
     -------
@@ -169,6 +172,8 @@ def forced_fluxes(image, variance, psf, x, y, *, mask=None, core_radius: float =
     weight = np.where(bad, 0.0, 1.0 / np.where(bad, 1.0, variance)).ravel()
     values = np.where(bad, 0.0, data).ravel()
     stars = psf_stamps(psf, x, y, data.shape)
+    if background_spacing:
+        background_spacing = max(background_spacing, (max(data.shape) - 1) / (MAX_BACKGROUND_NODES - 1))
     tents = background_tents(data.shape, background_spacing) if background_spacing else None
     flux, flux_err, background, group_size = _solve(stars, tents, weight, values)
     fitted = np.isfinite(flux) & np.isfinite(flux_err)
