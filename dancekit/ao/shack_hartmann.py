@@ -55,6 +55,21 @@ def valid_subapertures(n_lenslets: int = NAOMI_LENSLETS, obstruction: float = NA
                      float(min_illumination))[3].copy()
 
 
+def lenslets_for(n_valid: int, obstruction: float = NAOMI_OBSTRUCTION, first: int = NAOMI_LENSLETS,
+                 max_lenslets: int = 64) -> int | None:
+    """Lenslets across the pupil of the square Shack-Hartmann with ``n_valid`` valid subapertures
+    (>= 50 % illuminated): ``first`` if it has that many, else the grid from 2 to ``max_lenslets``
+    that has; None when none has (another illumination rule, or not such a sensor)."""
+    if int(valid_subapertures(first, obstruction).sum()) == n_valid:
+        return first
+    # about pi/4 (1 - obstruction^2) of the grid's cells are valid: look only around that grid
+    guess = int(round(np.sqrt(4.0 * n_valid / (np.pi * (1.0 - obstruction**2)))))
+    for n_lenslets in range(max(2, guess - 2), min(max_lenslets, guess + 2) + 1):
+        if int(valid_subapertures(n_lenslets, obstruction).sum()) == n_valid:
+            return n_lenslets
+    return None
+
+
 def interaction_matrix(noll, diameter: float = NAOMI_DIAMETER, n_lenslets: int = NAOMI_LENSLETS,
                        obstruction: float = NAOMI_OBSTRUCTION, samples_per_subaperture: int = 32,
                        min_illumination: float = 0.5) -> np.ndarray:

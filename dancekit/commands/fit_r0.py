@@ -163,7 +163,9 @@ def _sensor(telemetry, settings: FitSettings, noll: tuple, modes_shape: tuple, d
             raise InputError(f"the interaction matrix {matrix.name} {matrix.matrix.shape} has {matrix.matrix.shape[0]} "
                              f"slopes but the WFS measurements {telemetry.slopes.shape} have {reconstructor.shape[1]}: "
                              "it is not this sensor's matrix")
-    geometry = {"n_lenslets": settings.config.wavefront_sensor.lenslets, "obstruction": obstruction}
+    lenslets = settings.config.wavefront_sensor.lenslets if matrix is not None else \
+        builtin_lenslets(telemetry, settings.config.wavefront_sensor.lenslets, obstruction)
+    geometry = {"n_lenslets": lenslets, "obstruction": obstruction}
     try:
         c, higher, gain = sensor_model(noll, settings.config.fit.remaining_error_order, diameter,
                                        None if matrix is None else matrix.matrix,
@@ -173,7 +175,32 @@ def _sensor(telemetry, settings: FitSettings, noll: tuple, modes_shape: tuple, d
             raise
         raise InputError(f"{matrix.name}: {exc.message}; the telemetry's pseudo-open-loop modes are {modes_shape} "
                          f"(Noll {noll[0]}-{noll[-1]})") from None
-    return c, higher, gain, "builtin" if matrix is None else matrix.name
+    return c, higher, gain, "builtin" if matrix is None else matrix.name, lenslets
+
+
+def builtin_lenslets(telemetry, configured: int, obstruction: float) -> int:
+    """Lenslets across the pupil for the built-in Shack-Hartmann model of an AOT file's sensor: the
+    config's when its valid subapertures are as many as the file's, else the grid of the file's
+    SUBAPERTURE_MASK, else the grid that has that many. Another kind of sensor, or a count no square
+    grid gives, is refused: the built-in model would correct the wrong aliasing without a word (a
+    4x4 model on an 8x8 sensor's file gave r0 25 % high)."""
+    from dancekit.ao.shack_hartmann import lenslets_for, valid_subapertures
+
+    if telemetry.format != "aot":
+        return configured
+    give = "give the sensor's interaction matrix (--interaction-matrix FILE[EXT])"
+    if telemetry.wfs_kind not in (None, "ShackHartmann"):
+        raise InputError(f"the file's wavefront sensor is a {telemetry.wfs_kind}, the built-in model a Shack-Hartmann: {give}")
+    n_valid = telemetry.slopes.shape[2]
+    if telemetry.wfs_lenslets and int(valid_subapertures(configured, obstruction).sum()) != n_valid:
+        return telemetry.wfs_lenslets
+    found = lenslets_for(n_valid, obstruction, first=configured)
+    if found is None:
+        raise InputError(f"the file's Shack-Hartmann has {n_valid} valid subapertures, which no square grid of the built-in "
+                         f"model gives (>= 50 % lit, obstruction {obstruction:g}; the config's {configured}x{configured} "
+                         f"has {int(valid_subapertures(configured, obstruction).sum())}): {give}, or its grid with "
+                         "--set wavefront_sensor.lenslets=N")
+    return found
 
 
 def _monitor(telemetry) -> dict:
@@ -204,7 +231,11 @@ def _fit_loop(telemetry, settings: FitSettings, rng) -> dict:
     diameter = telemetry.diameter or cfg.telescope.diameter
     obstruction = telemetry.obstruction if telemetry.obstruction is not None else cfg.telescope.obstruction
     fitted = fit_noll(cfg)
-    cross_talk, higher, gain, sensor = _sensor(telemetry, settings, noll, modes.shape, diameter, obstruction)
+    cross_talk, higher, gain, sensor, lenslets = _sensor(telemetry, settings, noll, modes.shape, diameter, obstruction)
+    if sensor == "builtin" and lenslets != cfg.wavefront_sensor.lenslets:
+        log.warning("%s: the built-in Shack-Hartmann takes the file's %dx%d lenslets (the config has %dx%d)",
+                    telemetry.source, lenslets, lenslets, cfg.wavefront_sensor.lenslets, cfg.wavefront_sensor.lenslets)
+        flags.append(f"builtin_{lenslets}x{lenslets}")
     if not settings.remaining_error:
         cross_talk, higher, sensor = None, None, "none"
         flags.append("no_remaining_error")

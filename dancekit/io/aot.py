@@ -82,6 +82,8 @@ class Telemetry:
     date: str | None = None  # start of the series (DATE-BEG / DATE-OBS)
     monitor: SiteMonitor | None = None  # site monitor (DIMM/ASM) of the file, when present
     truth: dict = field(default_factory=dict)  # simulation truth (r0, L0, S/N...) when recorded
+    wfs_kind: str | None = None  # the AOT wavefront sensor's class: 'ShackHartmann', 'Pyramid' (aot)
+    wfs_lenslets: int | None = None  # subapertures across the AOT SUBAPERTURE_MASK, when the file has one
 
 
 def _local_path(path: str) -> str:
@@ -175,7 +177,10 @@ def _read_loop(loop, common: dict) -> Telemetry:
                                  "the pseudo-open-loop modes cannot be formed")
             if dm_modes.shape != (n_frames, s2m.shape[0]):
                 raise InputError(f"modal coefficients {dm_modes.shape} do not match ({n_frames}, {s2m.shape[0]})")
+    mask = _image(getattr(sensor, "subaperture_mask", None))
+    lenslets = mask.shape[0] if mask is not None and mask.ndim == 2 and mask.shape[0] == mask.shape[1] else None
     return Telemetry(
+        wfs_kind=type(sensor).__name__, wfs_lenslets=lenslets,
         loop_name=str(loop.uid), closed_loop=closed, n_frames=n_frames, slopes=slopes, slopes_to_modes=s2m,
         commands=commands, commands_to_modes=c2m, dm_modes=dm_modes,
         interaction=_loop_interaction(loop, slopes.shape[1:], common["noll_min"]),

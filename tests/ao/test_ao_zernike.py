@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dancekit.ao.shack_hartmann import (cross_talk_matrix, interaction_matrix, reconstructor,
+from dancekit.ao.shack_hartmann import (cross_talk_matrix, interaction_matrix, lenslets_for, reconstructor,
                                         valid_subapertures)
 from dancekit.ao.zernike import (n_modes_to_order, noll_to_nm, pupil_grid, zernike,
                                  zernike_gradient)
@@ -79,3 +79,10 @@ def test_bad_geometry_is_rejected():
         noll_to_nm(0)
     with pytest.raises(ParameterError, match="diameter"):
         interaction_matrix([2, 3], diameter=-1.0)
+
+
+def test_the_grid_of_a_sensor_is_found_from_its_count_of_valid_subapertures():
+    counts = {n: int(valid_subapertures(n, 0.077).sum()) for n in range(2, 41)}
+    assert all(lenslets_for(count, 0.077, first=4) == n for n, count in counts.items())
+    assert counts[8] == 52 and counts[40] == 1260
+    assert lenslets_for(50, 0.077) is None and lenslets_for(1240, 0.077) is None  # no grid has as many

@@ -265,3 +265,29 @@ def test_plot_function_returns_a_figure():
              "corrected": np.linspace(2.8, -0.1, 14), "model": np.linspace(2.8, 0.2, 14)}
     figure = modal_variances_figure([("a", modes), ("b", modes)])
     assert isinstance(figure, Figure) and len(figure.axes) == 2 and figure.axes[0].get_yscale() == "log"
+
+
+def test_the_built_in_sensor_takes_the_file_s_grid_and_refuses_one_it_cannot_model(cli, tmp_path):
+    # an 8x8 Shack-Hartmann's file fitted with the config's 4x4 model: r0 came out 25 % high, silently
+    eight = tmp_path / "eight.fits"
+    result = cli("simulate-telemetry", "--set", "wavefront_sensor.lenslets=8", "--set", "wavefront_sensor.valid_subapertures=52",
+                 "--r0", R0, "--L0", L0, "--model", "exact", "--snr", "10", "--seed", "21", "-q", "-o", eight)
+    assert result.returncode == 0, result.stderr.decode()
+    out = tmp_path / "r0.fits"
+    result = cli("fit-r0", eight, *FIT, "--mc", "300", "--seed", "2", "-o", out)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "takes the file's 8x8 lenslets (the config has 4x4)" in result.stderr.decode()
+    table = fits.getdata(out, "FIT_R0")
+    assert "builtin_8x8" in table["FLAGS"][0] and table["SENSOR"][0] == "builtin"
+    assert abs(table["R0"][0] - R0) < 2.5 * table["R0_ERR"][0] and abs(table["R0"][0] / R0 - 1) < 0.05
+
+    (tel,), _ = read_telemetry(str(eight))
+    odd = tmp_path / "fifty.fits"  # 50 subapertures: no square grid of the built-in model has as many
+    write_aot(str(odd), [LoopRecord("main", slopes=tel.slopes[:, :, :50], slopes_to_modes=tel.slopes_to_modes[:, :, :50],
+                                    frame_rate=500.0, delay=0.0, closed_loop=False)],
+              diameter=1.8, obstruction=0.077, cards={"MODUNIT": ("um", "")})
+    result = cli("fit-r0", odd, "-o", tmp_path / "none.fits")
+    assert result.returncode == 2 and not (tmp_path / "none.fits").exists()
+    message = result.stderr.decode()
+    assert "has 50 valid subapertures, which no square grid of the built-in model gives" in message
+    assert "--interaction-matrix" in message and "Traceback" not in message
