@@ -163,8 +163,9 @@ def _sensor(telemetry, settings: FitSettings, noll: tuple, modes_shape: tuple, d
             raise InputError(f"the interaction matrix {matrix.name} {matrix.matrix.shape} has {matrix.matrix.shape[0]} "
                              f"slopes but the WFS measurements {telemetry.slopes.shape} have {reconstructor.shape[1]}: "
                              "it is not this sensor's matrix")
-    lenslets = settings.config.wavefront_sensor.lenslets if matrix is not None else \
-        builtin_lenslets(telemetry, settings.config.wavefront_sensor.lenslets, obstruction)
+    lenslets = settings.config.wavefront_sensor.lenslets
+    if matrix is None and settings.remaining_error:  # without the correction the model's C is not used
+        lenslets = builtin_lenslets(telemetry, lenslets, obstruction)
     geometry = {"n_lenslets": lenslets, "obstruction": obstruction}
     try:
         c, higher, gain = sensor_model(noll, settings.config.fit.remaining_error_order, diameter,

@@ -291,3 +291,5 @@ def test_the_built_in_sensor_takes_the_file_s_grid_and_refuses_one_it_cannot_mod
     message = result.stderr.decode()
     assert "has 50 valid subapertures, which no square grid of the built-in model gives" in message
     assert "--interaction-matrix" in message and "Traceback" not in message
+    result = cli("fit-r0", odd, "--no-remaining-error", "--mc", "0", "-o", tmp_path / "uncorrected.fits")
+    assert result.returncode == 0, result.stderr.decode()  # no sensor model needed
