@@ -92,6 +92,7 @@ def catalog(
                         "flagged": _flag_counts(result.flags), "zero_point": zp, "gain": gain,
                         "psf": {"source": psf or "built", "stars": result.psf.n_stars, "fwhm_px": result.psf.fwhm},
                         "detect_rms": result.detect_rms, "measure_rms": result.measure_rms,
+                        "confusion_error": result.confusion_error,
                         "truth": _plain(comparison.summary) if comparison else None})
 
 
@@ -238,6 +239,7 @@ def _write(output, overwrite, columns, result, header, sharp_name, measure_name,
     table.header["NSTARS"] = (len(result), "stars in the catalogue")
     if gain:
         table.header["PHOTGAIN"] = (gain, "photons per measure unit used for the Poisson noise")
+    table.header["CONFERR"] = (float(result.confusion_error), "confusion flux error in flux_err (unfound stars)")
     for bit, text in CATALOGUE_FLAGS.items():
         table.header[f"FLAG{bit}"] = (text.split(":")[0], text)
     table.header["COMMENT"] = "flags: bit mask, " + FLAGS_HELP

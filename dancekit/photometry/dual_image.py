@@ -56,6 +56,9 @@ PSF_PASSES = 3  # ePSF builds: the first from the image, the others from the res
 PSF_STAR_SNR = 100.0  # flux / error of a PSF star: EPSFBuilder averages the stars unweighted, so a faint one
 # adds its noise to the wings (where its signal is ~0.1 % of its peak) as much as a bright one
 MAX_REFINE_SHIFT = 1.0  # pixels: a windowed centroid that moves further is pulled by a neighbour
+CONFUSION_POSITIONS = 2000  # random places where the confusion error is measured
+CONFUSION_CLEARANCE = 2.0  # FWHMs from any catalogued star: nearer, the fit of that star took up part of the light
+MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,13 @@ class DualImageCatalogue:
     Attributes
     ----------
     x, y : positions on the sharp image, pixels.
-    flux, flux_err : measure-image units (NaN where the fit failed).
+    flux, flux_err : measure-image units (NaN where the fit failed); the error holds the fit's
+        statistical error and the confusion error in quadrature.
     flags : int bit mask (``CATALOGUE_FLAGS``).
     psf : the measure image's :class:`~dancekit.photometry.epsf.EffectivePSF`.
     detect_rms, measure_rms : global background rms of the two images, their units.
+    confusion_error : flux scatter of a PSF fitted anywhere on the image beyond what the noise
+        model explains (the stars too faint to be found), measure-image units (:func:`confusion_error`).
     """
 
     x: np.ndarray
@@ -79,6 +85,7 @@ class DualImageCatalogue:
     psf: EffectivePSF
     detect_rms: float
     measure_rms: float
+    confusion_error: float = 0.0
 
     def __len__(self) -> int:
         return int(self.x.size)
@@ -142,6 +149,8 @@ def dual_image_catalogue(sharp, measure, *, threshold: float = 5.0, min_area: in
         first = forced_fluxes(data, variance, effective.psf, x, y, mask=bad, core_radius=core)
     variance = _noise_variance(data, first, rms_map, bad, gain)
     fit = forced_fluxes(data, variance, effective.psf, x, y, mask=bad, core_radius=core)
+    confusion = confusion_error(data - fit.model - fit.background, variance, effective.psf,
+                                avoid=(x, y, CONFUSION_CLEARANCE * core))
     flags = np.zeros(x.size, dtype=np.int32)
     flags[fit.masked] |= FLAG_SATURATED
     flags[fit.truncated] |= FLAG_EDGE
@@ -149,8 +158,50 @@ def dual_image_catalogue(sharp, measure, *, threshold: float = 5.0, min_area: in
     flags[merged | (_nearest_distance(x, y) < core)] |= FLAG_BLENDED
     flags[~fit.fitted] |= FLAG_FIT_FAILED
     flags[fit.fitted & ~(fit.flux > 0)] |= FLAG_BAD_FLUX
-    return DualImageCatalogue(x=x, y=y, flux=fit.flux, flux_err=fit.flux_err, flags=flags, psf=effective,
-                              detect_rms=float(sharp_rms), measure_rms=float(measure_rms))
+    return DualImageCatalogue(x=x, y=y, flux=fit.flux, flux_err=np.hypot(fit.flux_err, confusion), flags=flags,
+                              psf=effective, detect_rms=float(sharp_rms), measure_rms=float(measure_rms),
+                              confusion_error=confusion)
+
+
+def confusion_error(residual, variance, psf, n_positions: int = CONFUSION_POSITIONS, seed: int = 0,
+                    avoid=None) -> float:
+    """The flux error that the noise model leaves out: the robust scatter of PSF fluxes fitted at
+    random places on the residual image (every catalogued star and the background removed), less
+    the scatter the per-pixel variance predicts there, in quadrature (the "empty aperture" error of
+    deep-field photometry, Labbé et al. 2003, with the PSF as the aperture).
+
+    In a crowded field it is the light of the stars too faint to be found: on four held-out 256²
+    fields (``scripts/heldout_check.py``) the robust scatter of clean stars' magnitudes about the
+    truth is 1.1-1.4 times the stated errors with it, 3.2-6.3 times without. Places within
+    ``avoid`` = (x, y, radius) of a catalogued star are skipped: that star's fit took up part of the
+    light there. Random places are drawn with a fixed seed, so a catalogue is reproducible; 0 when
+    the image is smaller than the PSF stamp or has too few clear places.
+    """
+    height, width = residual.shape
+    half = psf.data.shape[0] // (2 * int(np.max(psf.oversampling)))
+    if height <= 2 * half + 1 or width <= 2 * half + 1:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(half, width - 1 - half, 10 * n_positions)
+    y = rng.uniform(half, height - 1 - half, 10 * n_positions)
+    if avoid is not None and np.size(avoid[0]):  # places clear of the catalogued stars, as many as there are
+        from scipy.spatial import cKDTree
+
+        stars_x, stars_y, radius = avoid
+        clear = cKDTree(np.column_stack([stars_x, stars_y])).query(np.column_stack([x, y]))[0] > radius
+        x, y = x[clear], y[clear]
+    x, y = x[:n_positions], y[:n_positions]
+    stamps = psf_stamps(psf, x, y, residual.shape)
+    usable = np.isfinite(variance) & (variance > 0) & np.isfinite(residual)
+    weight = np.where(usable, 1.0 / np.where(usable, variance, 1.0), 0.0).ravel()
+    information = stamps.multiply(stamps).T @ weight  # Σ w P²: 1 / the statistical variance of each flux
+    keep = information > 0
+    flux = (stamps.T @ (weight * np.where(usable, residual, 0.0).ravel()))[keep] / information[keep]
+    if flux.size < 10:
+        return 0.0
+    scatter = MAD_TO_SIGMA * np.median(np.abs(flux - np.median(flux)))
+    expected = np.median(1.0 / information[keep])
+    return float(np.sqrt(max(scatter**2 - expected, 0.0)))
 
 
 def refine_positions(data, x, y, brightness, noise: float) -> tuple[np.ndarray, np.ndarray]:

@@ -273,3 +273,39 @@ def test_isolated_stars_keep_their_flux_around_a_crowded_core():
     error = np.array([catalogue.flux_err[k] / flux[j] for j, k in isolated.items()])
     inside = np.median(ratio)  # the ePSF's normalisation
     assert np.all(np.abs(ratio - inside) < 4 * error + 0.01)
+
+
+def test_flux_errors_include_the_confusion_of_stars_too_faint_to_be_found():
+    # 49 bright stars among 8000 below the detection threshold: their light is a noise that the
+    # per-pixel variance does not hold; the catalogue's errors must, or its pulls are several sigma
+    rng = np.random.default_rng(12)
+    x, y, flux = grid_stars(7, 17, 13, rng, flux_range=(1e3, 5e3))
+    fx, fy = rng.uniform(0, 127, 8000), rng.uniform(0, 127, 8000)
+    faint = np.full(8000, 60.0)
+    sharp = render((128, 128), x, y, flux, psf="gaussian", fwhm=2.5) + rng.normal(0, 3.0, (128, 128)) \
+        + render((128, 128), fx, fy, faint, psf="gaussian", fwhm=2.5)
+    blurred = noisy(render((128, 128), np.concatenate([x, fx]), np.concatenate([y, fy]),
+                           np.concatenate([flux, faint])) + SKY, rng)
+    catalogue = dual_image_catalogue(sharp, blurred, gain=1.0, psf=exact_psf()[0])
+    comparison = compare_to_truth(catalogue.x, catalogue.y, -2.5 * np.log10(np.where(catalogue.flux > 0, catalogue.flux, np.nan)),
+                                  catalogue.flags, x, y, -2.5 * np.log10(flux), sharp.shape)
+    matched = comparison.true_index >= 0
+    assert matched.sum() >= 40 and len(catalogue) - matched.sum() <= 3  # the faint ones are not found
+    true_flux = flux[comparison.true_index[matched]]
+    fitted, errors = catalogue.flux[matched], catalogue.flux_err[matched]
+    statistical = np.sqrt(errors**2 - catalogue.confusion_error**2)
+    residual = fitted - np.median(fitted / true_flux) * true_flux
+    robust = lambda pulls: 1.4826 * np.median(np.abs(pulls - np.median(pulls)))
+    assert catalogue.confusion_error > np.median(statistical)
+    # seeds 12-18: 0.95-1.53 with the confusion error, 2.3-3.0 without
+    assert 0.6 < robust(residual / errors) < 1.7 and robust(residual / statistical) > 2.0
+
+
+def test_no_confusion_error_where_the_noise_model_holds():
+    from dancekit.photometry.dual_image import confusion_error
+
+    rng = np.random.default_rng(13)
+    variance = np.full((128, 128), 4.0)
+    psf, _ = exact_psf()
+    noise_only = confusion_error(rng.normal(0.0, 2.0, (128, 128)), variance, psf)
+    assert noise_only < 0.3 * 2.0 / np.sqrt(np.sum(moffat_psf_array() ** 2))  # under 0.3 of a PSF flux's own error
