@@ -56,6 +56,7 @@ def test_catalogue_table_psf_extension_and_headers(catalogued):
     units = {table_header[f"TTYPE{i}"]: table_header.get(f"TUNIT{i}") for i in range(1, len(table.colnames) + 1)}
     assert units["x"] == "pix" and units["ra"] == "deg" and units["flux"] == "electron" and units["mag"] == "mag"
     assert table_header["FLAG4"] == "blended" and table_header["MAGZPT"] == 25.0
+    assert table_header["CONFERR"] == pytest.approx(summary["confusion_error"]) and summary["confusion_error"] >= 0
     assert psf_header["OVERSAMP"] == 1 and psf_header["PSFSTARS"] == summary["psf"]["stars"] >= 5
     assert psf.sum() == pytest.approx(1.0, rel=1e-5) and psf.shape[0] % 2 == 1
 
