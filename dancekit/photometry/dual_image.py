@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import sep
+from astropy.stats import mad_std
 
 from dancekit.errors import InputError, ParameterError
 from dancekit.metrics.detection import background_subtracted, detect_stars, within_mesh_range
@@ -58,7 +59,6 @@ PSF_STAR_SNR = 100.0  # flux / error of a PSF star: EPSFBuilder averages the sta
 MAX_REFINE_SHIFT = 1.0  # pixels: a windowed centroid that moves further is pulled by a neighbour
 CONFUSION_POSITIONS = 2000  # random places where the confusion error is measured
 CONFUSION_CLEARANCE = 2.0  # FWHMs from any catalogued star: nearer, the fit of that star took up part of the light
-MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True)
@@ -199,7 +199,7 @@ def confusion_error(residual, variance, psf, n_positions: int = CONFUSION_POSITI
     flux = (stamps.T @ (weight * np.where(usable, residual, 0.0).ravel()))[keep] / information[keep]
     if flux.size < 10:
         return 0.0
-    scatter = MAD_TO_SIGMA * np.median(np.abs(flux - np.median(flux)))
+    scatter = mad_std(flux)
     expected = np.median(1.0 / information[keep])
     return float(np.sqrt(max(scatter**2 - expected, 0.0)))
 
