@@ -193,14 +193,16 @@ def builtin_lenslets(telemetry, configured: int, obstruction: float) -> int:
     if telemetry.wfs_kind not in (None, "ShackHartmann"):
         raise InputError(f"the file's wavefront sensor is a {telemetry.wfs_kind}, the built-in model a Shack-Hartmann: {give}")
     n_valid = telemetry.slopes.shape[2]
-    if telemetry.wfs_lenslets and int(valid_subapertures(configured, obstruction).sum()) != n_valid:
+    configured_valid = int(valid_subapertures(configured, obstruction).sum())
+    if configured_valid == n_valid:
+        return configured
+    if telemetry.wfs_lenslets:
         return telemetry.wfs_lenslets
-    found = lenslets_for(n_valid, obstruction, first=configured)
+    found = lenslets_for(n_valid, obstruction)
     if found is None:
         raise InputError(f"the file's Shack-Hartmann has {n_valid} valid subapertures, which no square grid of the built-in "
                          f"model gives (>= 50 % lit, obstruction {obstruction:g}; the config's {configured}x{configured} "
-                         f"has {int(valid_subapertures(configured, obstruction).sum())}): {give}, or its grid with "
-                         "--set wavefront_sensor.lenslets=N")
+                         f"has {configured_valid}): {give}, or its grid with --set wavefront_sensor.lenslets=N")
     return found
 
 
